@@ -527,5 +527,6 @@ d = { 'settings': { 'branch': 'main',
                               'pmanet.train.read_metrics': ('train.html#read_metrics', 'pmanet/train.py'),
                               'pmanet.train.rng_state': ('train.html#rng_state', 'pmanet/train.py'),
                               'pmanet.train.set_rng_state': ('train.html#set_rng_state', 'pmanet/train.py'),
+                              'pmanet.train.start_run': ('train.html#start_run', 'pmanet/train.py'),
                               'pmanet.train.warmup_multistep_factor': ('train.html#warmup_multistep_factor', 'pmanet/train.py'),
                               'pmanet.train.world_size': ('train.html#world_size', 'pmanet/train.py')}}}
