@@ -17,7 +17,6 @@ EPOCHS, GLOBAL_BATCH, N = 3, 8, 32
 def train(run_dir):
     "The toy run (in each subprocess); every forward call first checks that all ranks hold identical parameters."
     import torch.distributed as dist
-    import torch.nn.functional as F
     from torch import nn
     from torch.utils.data import DataLoader, Dataset
     from torch.utils.data.distributed import DistributedSampler
@@ -34,11 +33,7 @@ def train(run_dir):
         def __len__(self): return N
         def __getitem__(self, i): return {'image': self.x[i], 'pid': self.pid[i], 'index': torch.tensor(i)}
 
-    class Loss(nn.Module):
-        def __init__(self): super().__init__(); self.s = nn.Parameter(torch.zeros(1))
-        def forward(self, logits, batch):
-            ce = F.cross_entropy(logits, batch['pid'])
-            return {'loss': torch.exp(-self.s[0]) * ce + 0.5 * self.s[0], 'ce': ce}
+    from toy_loss import WeightedCE as Loss   # tests/ is on sys.path: the script's folder, or pytest's rootdir insertion
 
     torch.manual_seed(0)
     model, criterion = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4)), Loss()

@@ -19,7 +19,6 @@ def train(run_dir, hang_at=0):
     "The toy run (in the subprocess); with `hang_at` it signals and stops moving at that forward call."
     import random
     import numpy as np
-    import torch.nn.functional as F
     from torch import nn
     from torch.utils.data import DataLoader, Dataset
     from pmanet.train import Trainer, TrainConfig
@@ -36,11 +35,7 @@ def train(run_dir, hang_at=0):
             if random.random() < 0.5: x = x.flip(-1)
             return {'image': x, 'pid': self.pid[i], 'camid': torch.tensor(0), 'index': torch.tensor(i)}
 
-    class Loss(nn.Module):
-        def __init__(self): super().__init__(); self.s = nn.Parameter(torch.zeros(1))
-        def forward(self, logits, batch):
-            ce = F.cross_entropy(logits, batch['pid'])
-            return {'loss': torch.exp(-self.s[0]) * ce + 0.5 * self.s[0], 'ce': ce}
+    from toy_loss import WeightedCE as Loss   # tests/ is on sys.path: the script's folder, or pytest's rootdir insertion
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
