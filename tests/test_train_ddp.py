@@ -94,3 +94,7 @@ def test_two_cpu_processes_match_one(tmp_path):
 
 if __name__ == '__main__':
     train(sys.argv[1])
+    # Leave without C++ static teardown: under CPU load gloo's threads occasionally abort the process at exit
+    # ("terminate called without an active exception", exit -6) after all work is written and the group destroyed.
+    # The test checks the written results, so a crash during the run itself still fails it.
+    sys.stdout.flush(); sys.stderr.flush(); os._exit(0)
