@@ -30,8 +30,9 @@ from .core import Config, ImageReadError, read_image, seed_worker
 __all__ = ['IMAGE_EXTS', 'VERI776_LAYOUT', 'VERI776_NAME', 'VEHICLEID_LAYOUT', 'FOLDER_LAYOUT', 'DATASET_READERS',
            'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageRecord', 'DatasetError', 'ReidDataset', 'check_images',
            'read_veri776', 'read_vehicleid', 'read_folder', 'read_dataset', 'RandomIdentitySampler',
-           'DistributedIdentitySampler', 'RandomImageErasing', 'RandomOcclusion', 'AugmentConfig', 'train_transform',
-           'eval_transform', 'ReidImageDataset', 'make_train_loader', 'set_loader_epoch', 'make_eval_loader']
+           'DistributedIdentitySampler', 'RandomImageErasing', 'RandomOcclusion', 'AugmentConfig', 'pad_pixels',
+           'train_transform', 'eval_transform', 'ReidImageDataset', 'make_train_loader', 'set_loader_epoch',
+           'make_eval_loader']
 
 # %% ../nbs/01_data.ipynb #28a2410b
 class ImageRecord(NamedTuple):
@@ -383,7 +384,7 @@ class AugmentConfig(Config):
     "Training/evaluation augmentation settings; defaults are the paper's (IV-B-1) and BoT's (SPEC 8)."
     size: tuple = (256, 256)               # (H, W) input size, paper IV-B-1
     flip_p: float = 0.5                    # random horizontal flip, paper IV-B-1
-    pad: int = 10                          # pad then random crop back to `size`, BoT [37] (SPEC 8)
+    pad: int|None = None                   # pad then random crop back to `size`, BoT [37] (SPEC 8); None: 10 px per 256 px
     erasing_p: float = 0.5                 # random erasing, paper IV-B-1
     erasing_scale: tuple = (0.02, 0.4)     # erased area fraction, Zhong et al. / BoT [37]
     erasing_ratio: tuple = (0.3, 3.3)      # erased aspect ratio, Zhong et al. / BoT [37]
@@ -394,13 +395,17 @@ class AugmentConfig(Config):
     std: tuple = IMAGENET_STD
 
 # %% ../nbs/01_data.ipynb #20bd5cef
+def pad_pixels(cfg:AugmentConfig) -> int:
+    "The pad + crop margin in pixels: `cfg.pad`, or BoT's 10 px per 256 px of input height when it is None."
+    return cfg.pad if cfg.pad is not None else round(10 * cfg.size[0] / 256)
+
 def train_transform(cfg:AugmentConfig|None=None) -> v2.Compose: # default: AugmentConfig()
     "Joint training augmentation of an image, its `tv_tensors.Mask` and `BoundingBoxes` (paper IV-B-1, SPEC 8)."
     cfg = cfg or AugmentConfig()
     return v2.Compose([
         v2.Resize(cfg.size, antialias=True),
         v2.RandomHorizontalFlip(cfg.flip_p),
-        v2.RandomCrop(cfg.size, padding=cfg.pad or None, fill=0),
+        v2.RandomCrop(cfg.size, padding=pad_pixels(cfg) or None, fill=0),
         v2.ToDtype(torch.float32, scale=True),                       # images only; masks stay uint8
         RandomImageErasing(cfg.erasing_p, cfg.erasing_scale, cfg.erasing_ratio, value=cfg.mean),
         RandomOcclusion(cfg.occlusion_p, cfg.occlusion_scale, cfg.occlusion_ratio),
