@@ -30,6 +30,7 @@ class SyntheticConfig(Config):
     train_ids: int = 40            # identities in image_train (VeRi776: 576)
     test_ids: int = 20             # identities in image_test and image_query (VeRi776: 200)
     images_per_id: int = 16        # mean images per identity; each draws 0.75x-1.25x this (VeRi776: ~64)
+    test_images_per_id: int|None = None  # the same for test identities (None: images_per_id)
     cameras: int = 12              # cameras c001..cNNN, each with its own views, scene, colour cast, blur, noise (VeRi776: 20)
     cameras_per_id: tuple = (2, 5) # an identity passes this many cameras (inclusive range, lower bound >= 2)
     queries_per_camera: int = 1    # query images per (test identity, camera) pair (VeRi776: 1)
@@ -51,6 +52,7 @@ class SyntheticConfig(Config):
         lo, hi = (tuple(self.cameras_per_id) + (None, None))[:2]
         need(len(self.cameras_per_id) == 2 and 2 <= lo <= hi <= self.cameras, 'cameras_per_id',
              f'a pair (lo, hi) with 2 <= lo <= hi <= cameras={self.cameras} (every query needs a match from another camera)')
+        need(self.test_images_per_id is None or (isinstance(self.test_images_per_id, int) and self.test_images_per_id >= 1), 'test_images_per_id', 'None or an integer >= 1')
         need(self.train_ids + self.test_ids <= 9999, 'train_ids', 'such that train_ids + test_ids <= 9999 (ids are VVVV)')
         need(self.group_size <= 20, 'group_size', 'at most 20 (each member needs its own set of mark kinds)')
         need(self.size >= 32, 'size', 'at least 32 pixels')
@@ -613,7 +615,8 @@ def make_plan(config:SyntheticConfig, identities:tuple, cameras:tuple) -> list:
     for ident in identities:
         rng = np.random.default_rng([config.seed, 3, ident.pid])
         cams = np.sort(rng.choice(config.cameras, int(rng.integers(lo, hi + 1)), replace=False)) + 1
-        n = max(len(cams), round(config.images_per_id * rng.uniform(.75, 1.25)))
+        per_id = config.test_images_per_id if ident.split == 'test' and config.test_images_per_id else config.images_per_id
+        n = max(len(cams), round(per_id * rng.uniform(.75, 1.25)))
         for c, m in zip(cams, 1 + rng.multinomial(n - len(cams), np.full(len(cams), 1 / len(cams)))):
             cam = cameras[c - 1]
             az, fill, place = 45 * rng.choice(8, p=cam.view_probs) + rng.uniform(-15, 15), rng.uniform(*cam.fill), rng.uniform(0, 1, 2)
