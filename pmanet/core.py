@@ -58,10 +58,11 @@ class ConfigError(ValueError):
 
 def _field_types(cls): return typing.get_type_hints(cls)
 
-def _coerce(tp, v):
+def _coerce(tp, v, default=None):
     "Convert a value read from YAML/JSON to the field's declared type where it is unambiguous."
     origin = typing.get_origin(tp)
-    if isinstance(tp, type) and issubclass(tp, Config) and isinstance(v, dict): return tp.from_dict(v)
+    if isinstance(tp, type) and issubclass(tp, Config) and isinstance(v, dict):   # a nested config updates the field's default
+        return tp.from_dict({**default.to_dict(), **v} if isinstance(default, tp) else v)
     if (tp is tuple or origin is tuple) and isinstance(v, list): return tuple(v)
     if tp is float and isinstance(v, int) and not isinstance(v, bool): return float(v)
     return v
@@ -81,8 +82,9 @@ class Config:
         if unknown:
             hints = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, names, 1)) else '') for k in unknown]
             raise ConfigError(f"{cls.__name__} has no field {', '.join(hints)}; its fields are: {', '.join(names)}")
-        types = _field_types(cls)
-        return cls(**{k: _coerce(types[k], v) for k, v in d.items()})
+        types, factories = _field_types(cls), {f.name: f.default_factory for f in dataclasses.fields(cls)}
+        nested = lambda k: factories[k]() if factories[k] is not dataclasses.MISSING and isinstance(d[k], dict) else None
+        return cls(**{k: _coerce(types[k], v, nested(k)) for k, v in d.items()})
 
     def save(self, path) -> Path:
         "Write the config to `path` (.yaml/.yml or .json), atomically."
