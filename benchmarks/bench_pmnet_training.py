@@ -31,7 +31,7 @@ import torch
 
 from pmanet.core import set_seed
 from pmanet.data import read_dataset
-from pmanet.evaluate import markdown_table
+from pmanet.core import markdown_table
 from pmanet.grabcut import make_pseudo_masks
 from pmanet.panet import PANetConfig, fit_panet, load_panet, panet_train_config
 from pmanet.part_inference import make_part_store, part_quality

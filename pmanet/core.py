@@ -17,7 +17,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['set_seed', 'seed_worker', 'get_device', 'ConfigError', 'Config', 'atomic_write', 'ImageReadError', 'read_image',
-           'write_image']
+           'write_image', 'markdown_table']
 
 # %% ../nbs/00_core.ipynb #b186cd96
 def set_seed(seed:int, # the one integer every generator is seeded from
@@ -150,3 +150,12 @@ def write_image(path, # destination; the suffix picks the format (.png, .jpg, ..
     if not ok: raise ValueError(f"cannot write {path}: use a suffix OpenCV encodes, such as .png or .jpg")
     with atomic_write(path) as f: f.write(buf.tobytes())
     return path
+
+# %% ../nbs/00_core.ipynb #f9e7ebab
+def markdown_table(rows:list, # dicts with the same keys
+                   floatfmt:str='.4f') -> str: # format of float cells
+    "A Markdown table of `rows` (one column per key)."
+    cols = list(rows[0])
+    fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else str(v)
+    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
+    return '\n'.join(lines + ['| ' + ' | '.join(fmt(r[c]) for c in cols) + ' |' for r in rows])

@@ -23,8 +23,10 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from fastcore.basics import patch
+from tqdm.auto import tqdm
 
 from .core import Config, ImageReadError, read_image, seed_worker
+from .hardware import loader_workers, usable_cpus
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'VERI776_LAYOUT', 'VERI776_NAME', 'VEHICLEID_LAYOUT', 'FOLDER_LAYOUT', 'DATASET_READERS',
@@ -423,27 +425,36 @@ class ReidImageDataset(Dataset):
                  transform, # a v2 transform taking {'image', 'mask', 'boxes'} (train_transform / eval_transform)
                  store=None): # mask store: `key in store`, `store[key]` -> {'mask': ..., 'boxes': ...}
         self.records, self.transform, self.store = list(records), transform, store
+        self.cache, self.cache_note = None, 'off'   # see `cache_images`
 
     def __len__(self): return len(self.records)
 
     def _entry(self, r:ImageRecord) -> dict:
         if r.key not in self.store:
             raise DatasetError(f"the mask store has no entry for {r.key!r} ({r.path}): build it for this dataset with "
-                               "`pmanet pseudo-masks` (GrabCut masks, for PANet) or `pmanet parts` (refined masks and part boxes, for PMNet)")
+                               "`pmanet pseudo-masks` (GrabCut masks, for PANet) or `pmanet parts` (refined masks "
+                               "and part boxes, for PMNet)")
         return self.store[r.key]
 
-    def __getitem__(self, i:int) -> dict:
+    def load(self, i:int) -> dict:
+        "Sample `i` before the transform: the decoded image with its mask and boxes (tv_tensors) on one canvas."
         r = self.records[i]
         img = read_image(r.path)
         H, W = img.shape[:2]
         sample = {'image': tv_tensors.Image(torch.from_numpy(img).permute(2, 0, 1))}
-        if self.store is not None:
-            e = self._entry(r)
-            m = np.asarray(e['mask'], np.uint8)
-            m = m if m.shape == (H, W) else cv2.resize(m, (W, H), interpolation=cv2.INTER_NEAREST)
-            sample['mask'] = tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(m))[None])
-            if 'boxes' in e: sample['boxes'] = tv_tensors.BoundingBoxes(torch.as_tensor(e['boxes'], dtype=torch.float32) * torch.tensor([W, H, W, H]), format='XYXY', canvas_size=(H, W))
-        out = self.transform(sample)
+        if self.store is None: return sample
+        e = self._entry(r)
+        m = np.asarray(e['mask'], np.uint8)
+        m = m if m.shape == (H, W) else cv2.resize(m, (W, H), interpolation=cv2.INTER_NEAREST)
+        sample['mask'] = tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(m))[None])
+        if 'boxes' in e:
+            xyxy = torch.as_tensor(e['boxes'], dtype=torch.float32) * torch.tensor([W, H, W, H])
+            sample['boxes'] = tv_tensors.BoundingBoxes(xyxy, format='XYXY', canvas_size=(H, W))
+        return sample
+
+    def __getitem__(self, i:int) -> dict:
+        r = self.records[i]
+        out = self.transform(self.cache[i] if self.cache is not None else self.load(i))
         item = {'image': out['image'].as_subclass(torch.Tensor), 'pid': r.pid, 'camid': r.camid, 'index': i}
         if 'mask' in out: item['mask'] = out['mask'].as_subclass(torch.Tensor).float()
         if 'boxes' in out:
@@ -452,22 +463,55 @@ class ReidImageDataset(Dataset):
             item['boxes'] = b.as_subclass(torch.Tensor) / torch.tensor([w, h, w, h], dtype=torch.float32)
         return item
 
+# %% ../nbs/01_data.ipynb #4d4837be
+def _leading_resize(transform) -> tuple|None:
+    "The (H, W) of the `v2.Resize` a transform starts with (a `v2.Compose`, or the Resize itself), or None."
+    first = transform.transforms[0] if isinstance(transform, v2.Compose) and transform.transforms else transform
+    size = first.size if isinstance(first, v2.Resize) else None
+    return tuple(size) if size is not None and len(size) == 2 else None
+
+def _sample_bytes(sample:dict) -> int: return sum(v.numel() * v.element_size() for v in sample.values())
+
+@patch
+def cache_images(self:ReidImageDataset, max_mb:float=1024, # RAM the decoded samples may take, in MiB
+                 threads:int|None=None, # decoding threads (default: the usable cores)
+                 progress:bool=False) -> str: # a progress bar while decoding
+    "Decode every sample once and keep it in RAM when all fit in `max_mb`; returns the note for the run log."
+    if not self.records: return self.cache_note
+    size = _leading_resize(self.transform)
+    head = v2.Resize(size, antialias=True) if size else (lambda s: s)
+    need = _sample_bytes(head(self.load(0))) * len(self) / 2**20
+    if need > max_mb:
+        self.cache, self.cache_note = None, f'off ({need:.0f} MB needed, budget {max_mb:.0f} MB)'
+        return self.cache_note
+    with ThreadPoolExecutor(threads or usable_cpus()) as ex:
+        todo = ex.map(lambda i: head(self.load(i)), range(len(self)))
+        samples = list(tqdm(todo, total=len(self), desc='decoding images', unit='img', disable=not progress))
+    self.cache = samples
+    self.cache_note = f'on ({len(samples)} images, {sum(map(_sample_bytes, samples)) / 2**20:.0f} MB)'
+    return self.cache_note
+
 # %% ../nbs/01_data.ipynb #a3e694a4
 def make_train_loader(dataset:ReidImageDataset, # the training images
                       P:int=4, # identities per batch (per rank), paper IV-B-1
                       Q:int=8, # images per identity, paper IV-B-1
                       seed:int=0, # batches and worker seeds follow (seed, epoch)
-                      num_workers:int=4, # DataLoader worker processes
+                      num_workers:int|None=None, # DataLoader worker processes (None: `hardware.loader_workers`)
+                      cache_mb:float=0, # decode the images once into RAM if they fit in this many MiB (0: never)
                       num_replicas:int|None=None, # DDP world size (default: torch.distributed's, if initialised)
                       rank:int|None=None, # DDP rank (default: torch.distributed's)
-                      pin_memory:bool|None=None) -> DataLoader: # default: when CUDA is available
+                      pin_memory:bool|None=None, # default: when CUDA is available
+                      progress:bool=False) -> DataLoader: # a progress bar while caching
     "DataLoader of P x Q identity batches (DDP-aware), seeded workers; call `set_loader_epoch` each epoch."
     pids = [r.pid for r in dataset.records]
     if num_replicas is not None or (dist.is_available() and dist.is_initialized()):
         sampler = DistributedIdentitySampler(pids, P, Q, seed, num_replicas, rank)
     else: sampler = RandomIdentitySampler(pids, P, Q, seed)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, worker_init_fn=seed_worker,
-                        generator=torch.Generator(), pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory)
+    if cache_mb > 0: dataset.cache_images(cache_mb, progress=progress)
+    workers = loader_workers(num_workers, cached=dataset.cache is not None)
+    pin = torch.cuda.is_available() if pin_memory is None else pin_memory
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, worker_init_fn=seed_worker,
+                        generator=torch.Generator(), pin_memory=pin)
     set_loader_epoch(loader, 0)
     return loader
 
@@ -479,8 +523,9 @@ def set_loader_epoch(loader:DataLoader, epoch:int):
 # %% ../nbs/01_data.ipynb #fa0c8a26
 def make_eval_loader(dataset:ReidImageDataset, # query or gallery images (with `eval_transform`)
                      batch_size:int=128, # images per batch
-                     num_workers:int=4, # DataLoader worker processes
+                     num_workers:int|None=None, # DataLoader worker processes (None: `hardware.loader_workers`)
                      pin_memory:bool|None=None) -> DataLoader: # default: when CUDA is available
     "DataLoader over `dataset` in order (no shuffle, last batch kept) for feature extraction."
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, worker_init_fn=seed_worker,
+    workers = loader_workers(num_workers, cached=dataset.cache is not None)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, worker_init_fn=seed_worker,
                       pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory)

@@ -6,9 +6,10 @@ Docs: https://pmanet.github.io/pmanet/demo.html.md"""
 
 # %% ../nbs/40_demo.ipynb #778267dc
 from __future__ import annotations
-import json, shutil, time
+import json, shutil, sys, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,13 @@ from .pmnet import PMNet, PMNetConfig
 from .pmnet_training import fit_pmnet, fit_baseline
 from .train import TrainConfig
 from .occlusion import occlude
-from .evaluate import evaluate_reid, occluded_query_records, reid_distance, ranked_lists_image, markdown_table
+from .evaluate import evaluate_reid, fused_distance, occluded_query_records, ranked_lists_image
+from .core import markdown_table
 from .metrics import evaluate_rank
+from .reranking import RERANK_PRESETS, re_ranking_features
 
 # %% auto #0
-__all__ = ['DemoConfig', 'run_demo', 'write_report', 'demo']
+__all__ = ['STAGES', 'DemoConfig', 'run_demo', 'write_report', 'demo']
 
 # %% ../nbs/40_demo.ipynb #338e1c9a
 @dataclass
@@ -51,18 +54,26 @@ class DemoConfig(Config):
     P: int = 8                           # identities per batch
     Q: int = 4                           # images per identity
     occlusion_area: tuple = (0.1, 0.3)   # area fraction of the occluding patch of each query (paper IV-E)
-    workers: int = 2                     # DataLoader and GrabCut worker processes
+    rerank: str = 'standard'             # k-reciprocal re-ranking preset of the table's 're_ranking: yes' rows
+    workers: int|None = None             # GrabCut and DataLoader worker processes (None: chosen for this machine)
     seed: int = 0                        # seeds everything
 
 # %% ../nbs/40_demo.ipynb #02d257be
-@contextmanager
-def _stage(timings:dict, name:str):
-    "Time a stage and print where the demo is."
-    print(f"[demo] {name} ...", flush=True)
-    t = time.perf_counter()
-    yield
-    timings[name] = round(time.perf_counter() - t, 1)
-    print(f"[demo] {name}: {timings[name]} s", flush=True)
+STAGES = ('synthetic benchmark', 'GrabCut pseudo masks', 'PANet training', 'PANet part stores', 'baseline training',
+          'PMNet training', 'evaluation')
+
+class _Stages:
+    "Prints '[demo i/n] stage ...' when a stage starts and its time when it ends; `timings` keeps the seconds."
+    def __init__(self, names=STAGES): self.names, self.timings = tuple(names), {}
+
+    @contextmanager
+    def __call__(self, name:str):
+        where = f"[demo {self.names.index(name) + 1}/{len(self.names)}] {name}"
+        print(f"{where} ...", flush=True)
+        t = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - t, 1)
+        print(f"{where}: {self.timings[name]} s", flush=True)
 
 def _synthetic_set(root:Path, cfg:SyntheticConfig) -> Path:
     "The synthetic set at `root`: reused when it is complete and made with `cfg`, else written."
@@ -71,66 +82,73 @@ def _synthetic_set(root:Path, cfg:SyntheticConfig) -> Path:
     except (FileNotFoundError, ValueError): pass
     return make_synthetic(root, cfg, overwrite=root.exists())
 
-def _schedule(cfg:DemoConfig, epochs:int) -> TrainConfig:
+def _schedule(cfg:DemoConfig, epochs:int, progress:bool) -> TrainConfig:
     "The demo's short schedule: one warm-up epoch, a decay at 3/4 of the run, no per-epoch evaluation."
     return TrainConfig(epochs=epochs, lr=cfg.lr, warmup_epochs=cfg.warmup_epochs, milestones=(max(1, epochs * 3 // 4),),
-                       seed=cfg.seed, device='cpu', eval_every=0, progress=False)
+                       seed=cfg.seed, device='cpu', eval_every=0, progress=progress, workers=cfg.workers)
 
 # %% ../nbs/40_demo.ipynb #3131be7b
-def _metrics_rows(name:str, result, rerank:str='standard') -> list[dict]:
+def _metrics_rows(name:str, result, rerank:str='standard', progress:bool=False) -> list[dict]:
     "Two table rows for one evaluation: as measured, and with k-reciprocal re-ranking of the same features."
-    rr = reid_distance(result.lambdas, rerank)(result.q_feats, result.g_feats)
-    cmc, mAP, _ = evaluate_rank(rr.numpy(), result.q_pids.numpy(), result.g_pids.numpy(), result.q_camids.numpy(), result.g_camids.numpy())
+    fused = partial(fused_distance, lambdas=result.lambdas)
+    rr = re_ranking_features(result.q_feats, result.g_feats, distance=fused, progress=progress, **RERANK_PRESETS[rerank])
+    cmc, mAP, _ = evaluate_rank(rr, *(v.numpy() for v in (result.q_pids, result.g_pids, result.q_camids, result.g_camids)))
     m = result.metrics
     return [dict(model=name, re_ranking='no', mAP=m['mAP'], **{'CMC@1': m['CMC@1'], 'CMC@5': m['CMC@5']}),
             dict(model=name, re_ranking='yes', mAP=float(mAP), **{'CMC@1': float(cmc[0]), 'CMC@5': float(cmc[4])})]
 
 # %% ../nbs/40_demo.ipynb #8a560e05
 def run_demo(out, # output folder (created; an existing demo folder is resumed)
-             cfg:DemoConfig|None=None) -> dict: # settings (default: `DemoConfig()`)
+             cfg:DemoConfig|None=None, # settings (default: `DemoConfig()`)
+             progress:bool=False) -> dict: # progress bars with rate and ETA for every long step
     "Run the whole PMANet pipeline on the synthetic benchmark; print the table, write report.md; return the results."
-    cfg, out, t = cfg or DemoConfig(), Path(out), {}
+    cfg, out, stage = cfg or DemoConfig(), Path(out), _Stages()
     out.mkdir(parents=True, exist_ok=True); cfg.save(out/'demo.yaml')
     set_seed(cfg.seed)
-    size, W = tuple(cfg.image_size), cfg.workers
-    with _stage(t, 'synthetic benchmark'):
+    size, schedule = tuple(cfg.image_size), partial(_schedule, cfg, progress=progress)
+    with stage('synthetic benchmark'):
         root = _synthetic_set(out/'synthetic', cfg.synthetic)
         data = read_veri776(root)
-    with _stage(t, 'GrabCut pseudo masks'):
-        make_pseudo_masks(data.train, out/'grabcut', workers=W, progress=False)
-    with _stage(t, 'PANet training'):
-        panet = fit_panet(data, out/'grabcut', out/'panet', PANetConfig(depth=cfg.depth, weights=None, image_size=size, decoder_channels=tuple(cfg.decoder_channels)),
-                          _schedule(cfg, cfg.panet_epochs), cfg.P, cfg.Q, W, resume='auto').model
-    with _stage(t, 'PANet part store'):
-        parts_cfg = PartConfig(k=cfg.num_parts, seed=cfg.seed)
-        records = data.train + data.query + data.gallery
-        make_part_store(panet, records, out/'parts', parts_cfg, source='panet/last.pt', num_workers=W, progress=False)
-        occlude(str(root/'image_query'), str(out/'occluded_query'), seed=cfg.seed, min_area=cfg.occlusion_area[0], max_area=cfg.occlusion_area[1])
+    with stage('GrabCut pseudo masks'):
+        make_pseudo_masks(data.train, out/'grabcut', workers=cfg.workers or 0, progress=progress)
+    with stage('PANet training'):
+        pa_cfg = PANetConfig(depth=cfg.depth, weights=None, image_size=size, decoder_channels=tuple(cfg.decoder_channels))
+        panet = fit_panet(data, out/'grabcut', out/'panet', pa_cfg, schedule(cfg.panet_epochs), cfg.P, cfg.Q,
+                          resume='auto').model
+    with stage('PANet part stores'):
+        parts_cfg, to_store = PartConfig(k=cfg.num_parts, seed=cfg.seed), dict(source='panet/last.pt', progress=progress)
+        make_part_store(panet, data.train + data.query + data.gallery, out/'parts', parts_cfg, **to_store)
+        lo, hi = cfg.occlusion_area
+        occlude(str(root/'image_query'), str(out/'occluded_query'), seed=cfg.seed, min_area=lo, max_area=hi)
         occluded = occluded_query_records(data.query, out/'occluded_query')
-        make_part_store(panet, occluded, out/'parts_occluded', parts_cfg, source='panet/last.pt', num_workers=W, progress=False)
+        make_part_store(panet, occluded, out/'parts_occluded', parts_cfg, **to_store)
         quality = part_quality(load_ground_truth(root), [r.key for r in data.train], Store(out/'parts'), Store(out/'grabcut'))
-    pm_cfg = PMNetConfig(depth=cfg.depth, weights=None, image_size=size, num_parts=cfg.num_parts, reduction_dim=cfg.reduction_dim)
-    with _stage(t, 'baseline training'):
-        baseline = fit_baseline(data, out/'baseline', cfg.depth, None, size, _schedule(cfg, cfg.baseline_epochs), P=cfg.P, Q=cfg.Q, num_workers=W, resume='auto').model
-    with _stage(t, 'PMNet training'):
-        trainer = fit_pmnet(data, out/'parts', out/'pmnet', pm_cfg, _schedule(cfg, cfg.pmnet_epochs), P=cfg.P, Q=cfg.Q, num_workers=W, resume='auto')
-    with _stage(t, 'evaluation'):
+    pm_cfg = PMNetConfig(depth=cfg.depth, weights=None, image_size=size, num_parts=cfg.num_parts,
+                         reduction_dim=cfg.reduction_dim)
+    with stage('baseline training'):
+        baseline = fit_baseline(data, out/'baseline', cfg.depth, None, size, schedule(cfg.baseline_epochs), P=cfg.P,
+                                Q=cfg.Q, resume='auto').model
+    with stage('PMNet training'):
+        trainer = fit_pmnet(data, out/'parts', out/'pmnet', pm_cfg, schedule(cfg.pmnet_epochs), P=cfg.P, Q=cfg.Q,
+                            resume='auto')
+    with stage('evaluation'):
         rows, res = [], {}
         parts, parts_occ, lam = Store(out/'parts'), Store(out/'parts_occluded'), trainer.criterion.fusion_weights()
         torch.manual_seed(cfg.seed)
-        ev = dict(image_size=size, num_workers=W, device='cpu')
+        ev = dict(image_size=size, num_workers=cfg.workers, device='cpu', progress=progress)
         res['untrained'] = evaluate_reid(PMNet(pm_cfg, data.num_train_pids), data, **ev)
-        rows.append(dict(model='untrained PMNet (PMANet°)', queries='normal', re_ranking='no', **{k: res['untrained'].metrics[k] for k in ('mAP', 'CMC@1', 'CMC@5')}))
+        rows.append(dict(model='untrained PMNet (PMANet°)', queries='normal', re_ranking='no',
+                         **{k: res['untrained'].metrics[k] for k in ('mAP', 'CMC@1', 'CMC@5')}))
         for name, model, kw in [('BoT baseline (Exp-1)', baseline, {}), ('PMANet', trainer.model, dict(store=parts, lambdas=lam)),
                                 ('PMANet°', trainer.model, dict(lambdas=lam))]:
             for queries in ('normal', 'occluded'):
-                qkw = {} if queries == 'normal' else dict(query_records=occluded, **({'query_store': parts_occ} if 'store' in kw else {}))
+                qkw = {} if queries == 'normal' else dict(query_records=occluded,
+                                                          **({'query_store': parts_occ} if 'store' in kw else {}))
                 res[name, queries] = r = evaluate_reid(model, data, **ev, **kw, **qkw)
-                rows += [dict(row, queries=queries) for row in _metrics_rows(name, r)]
+                rows += [dict(row, queries=queries) for row in _metrics_rows(name, r, cfg.rerank, progress)]
     rows = [{k: row[k] for k in ('model', 'queries', 're_ranking', 'mAP', 'CMC@1', 'CMC@5')} for row in rows]
-    table = markdown_table(rows)
-    print(table)
-    results = dict(rows=rows, timings=t, part_quality=quality, lambdas=lam, config=cfg.to_dict())
+    print(markdown_table(rows))
+    results = dict(rows=rows, timings=stage.timings, part_quality=quality, lambdas=lam, config=cfg.to_dict())
     with atomic_write(out/'results.json', 'w') as f: json.dump(results, f, indent=2)
     write_report(out, data, results, res)
     return results
@@ -207,8 +225,9 @@ Fusion weights learned by HUL (lambda = exp(-s)): {', '.join(f'{k}={v:.3f}' for 
 def demo(out:str='pmanet_demo', # output folder: data, stores, checkpoints, results.json, report.md and figures
          config:str=None, # a YAML/JSON DemoConfig file to override the defaults
          seed:int=0, # the seed of everything
-         workers:int=2): # worker processes
+         workers:int=None, # worker processes (default: chosen for this machine)
+         quiet:bool=False): # no progress bars (they are shown only in a terminal anyway)
     "Run PMANet end to end on the synthetic benchmark on CPU: print the results table and write a report."
     cfg = (DemoConfig.load(config) if config else DemoConfig()).replace(seed=seed, workers=workers)
-    run_demo(out, cfg)
+    run_demo(out, cfg, progress=not quiet and sys.stderr.isatty())
     print(f"report: {Path(out)/'report.md'}")

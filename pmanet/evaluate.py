@@ -15,8 +15,10 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
-from .core import get_device, read_image, write_image
+from .core import get_device, markdown_table, read_image, write_image
+from .hardware import autocast_dtype
 from .data import ReidDataset, ReidImageDataset, AugmentConfig, eval_transform, make_eval_loader
 from .metrics import _as_numpy, rank_queries, evaluate_vehicleid
 from .occlusion import MANIFEST_NAME
@@ -24,8 +26,8 @@ from .reranking import RERANK_PRESETS, re_ranking_features
 
 # %% auto #0
 __all__ = ['GREEN', 'RED', 'EMBEDDINGS', 'cosine_distance', 'fused_distance', 'extract_features', 'top_matches',
-           'ranked_lists_image', 'per_camera_table', 'markdown_table', 'ReidResult', 'embed_records', 'reid_distance',
-           'evaluate_reid', 'occluded_query_records', 'response_maps', 'response_maps_image']
+           'ranked_lists_image', 'per_camera_table', 'ReidResult', 'embed_records', 'reid_distance', 'evaluate_reid',
+           'occluded_query_records', 'response_maps', 'response_maps_image']
 
 # %% ../nbs/33_evaluate.ipynb #a66c7e15
 def cosine_distance(a:torch.Tensor, # (A, D) features (any device)
@@ -68,25 +70,34 @@ def _flip_batch(batch:dict) -> dict:
 def _default_forward(model, batch): return model(batch['image'])
 
 # %% ../nbs/33_evaluate.ipynb #18a7cf0d
+def _channels_last(model:torch.nn.Module) -> bool:
+    "Whether the model's first 4-D weight is in the channels-last memory format (the Trainer may have put it there)."
+    w = next((p for p in model.parameters() if p.ndim == 4), None)
+    return w is not None and w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+
 @torch.no_grad()
 def extract_features(model:torch.nn.Module, # returns a dict of named (B, D) embeddings in eval mode
                      loader, # iterable of batch dicts with 'image', 'pid', 'camid'
                      device='auto', # where to run: 'auto', 'cpu', 'cuda', ...
                      flip:bool=False, # average with the mirrored image's embeddings
-                     amp:bool|None=None, # autocast the forward pass; default: on for CUDA
-                     forward=_default_forward): # callable(model, batch) -> dict of embeddings
+                     amp:str='auto', # autocast: 'auto' (hardware.autocast_dtype), 'bf16', 'fp16' or 'off'
+                     forward=_default_forward, # callable(model, batch) -> dict of embeddings
+                     progress:bool=False, # a progress bar with rate and ETA
+                     desc:str='features'): # the bar's label
     "Embeddings of every image of `loader`: (dict name -> float32 (N, D) CPU tensor, pids (N,), camids (N,))."
     device = get_device(device) if isinstance(device, str) else torch.device(device)
-    amp = device.type == 'cuda' if amp is None else amp
+    dtype, nhwc = autocast_dtype(amp, device), _channels_last(model)
     was_training = model.training
     model.eval()
     feats, pids, camids = {}, [], []
     try:
-        for batch in loader:
+        for batch in tqdm(loader, desc=desc, unit='batch', disable=not progress, dynamic_ncols=True):
             batch = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            with torch.autocast(device.type, enabled=amp):
+            if nhwc: batch['image'] = batch['image'].contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 out = forward(model, batch)
-                if not isinstance(out, dict): raise TypeError(f"the model returned {type(out).__name__}; in eval mode it must return a dict of named embeddings, e.g. {{'f_g': ...}}")
+                if not isinstance(out, dict): raise TypeError(f"the model returned {type(out).__name__}; in eval mode it "
+                                                              "must return a dict of named embeddings, e.g. {'f_g': ...}")
                 if flip:
                     mirrored = forward(model, _flip_batch(batch))
                     out = {k: (v.float() + mirrored[k].float()) / 2 for k, v in out.items()}
@@ -160,14 +171,6 @@ def per_camera_table(distmat, # (Q, G) distances
                 'CMC@1': float(np.mean(r.first[v] == 0)) if v.any() else math.nan, 'mAP': float(np.mean(r.ap[v])) if v.any() else math.nan}
     return [row(int(c), cams == c) for c in np.unique(cams)] + [row('all', np.ones(len(cams), bool))]
 
-def markdown_table(rows:list, # dicts with the same keys
-                   floatfmt:str='.4f') -> str: # format of float cells
-    "A Markdown table of `rows` (one column per key)."
-    cols = list(rows[0])
-    fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else str(v)
-    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    return '\n'.join(lines + ['| ' + ' | '.join(fmt(r[c]) for c in cols) + ' |' for r in rows])
-
 # %% ../nbs/33_evaluate.ipynb #34ba6be5
 EMBEDDINGS = ('f_g', 'g', 'h')  # PMNet's test-time embeddings (paper IV-B-2), weighted by lambda_1, lambda_2, lambda_3
 
@@ -198,11 +201,13 @@ def embed_records(model:torch.nn.Module, # returns named embeddings in eval mode
                   store=None, # part store: masks and boxes for the Partial Tasks (None: images only)
                   image_size:tuple=(256, 256), # the model's input (H, W)
                   batch_size:int=64, num_workers:int=4, # evaluation loader
-                  device='auto', flip:bool=False): # where to run; flip test-time augmentation
+                  device='auto', flip:bool=False, # where to run; flip test-time augmentation
+                  progress:bool=False): # a progress bar with rate and ETA
     "`extract_features` over `records` with the evaluation transform; masks and boxes from `store` when given."
     ds = ReidImageDataset(records, eval_transform(AugmentConfig(size=tuple(image_size))), store)
     fwd = _parts_forward if store is not None else _default_forward
-    return extract_features(model, make_eval_loader(ds, batch_size, num_workers), device, flip, forward=fwd)
+    return extract_features(model, make_eval_loader(ds, batch_size, num_workers), device, flip, forward=fwd,
+                            progress=progress, desc=f'embedding {len(records)} images')
 
 # %% ../nbs/33_evaluate.ipynb #b2bdf522
 def _used_lambdas(lambdas:dict|None, names) -> dict:
@@ -243,12 +248,14 @@ def evaluate_reid(model:torch.nn.Module, # a Re-ID model returning named embeddi
                   rerank:str|None=None, # None, 'standard' (k1=20, k2=6, lambda=0.3) or 'wide' (50, 15, 0.3)
                   query_records:list|None=None, # replace the queries, e.g. by `occluded_query_records` (same keys, ids, cameras)
                   query_store=None, # part store of `query_records`' images (needed with `store`)
-                  max_rank:int=50) -> ReidResult: # length of the CMC curve
+                  max_rank:int=50, # length of the CMC curve
+                  progress:bool=False) -> ReidResult: # progress bars while embedding
     "Evaluate a Re-ID model under the dataset's protocol: fused distances, optional re-ranking, CMC / mAP / mINP or VehicleID's."
     device = get_device(device) if isinstance(device, str) else torch.device(device)
     model.to(device)
     if rerank is not None and rerank not in RERANK_PRESETS: raise ValueError(f"unknown re-ranking preset {rerank!r}; use one of {', '.join(RERANK_PRESETS)} or None")
-    embed = partial(embed_records, model, image_size=image_size, batch_size=batch_size, num_workers=num_workers, device=device, flip=flip)
+    embed = partial(embed_records, model, image_size=image_size, batch_size=batch_size, num_workers=num_workers, device=device, flip=flip,
+                    progress=progress)
     if data.protocol == 'vehicleid':
         if query_records is not None: raise ValueError("VehicleID draws its queries from the test pool (10 splits); occluded query sets apply to query-gallery datasets")
         feats, pids, camids = embed(data.gallery, store)

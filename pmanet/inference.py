@@ -220,7 +220,7 @@ class Embedder:
                  lambdas:dict|None=None, # fusion weights; default 1 for every embedding the model returns
                  flip:bool=False, # flip test-time augmentation
                  device='auto', # 'auto', 'cpu', 'cuda', ...
-                 amp:bool|None=None): # autocast; default on CUDA only
+                 amp:str='auto'): # autocast: 'auto' (hardware.autocast_dtype), 'bf16', 'fp16' or 'off'
         spec = complete_spec(spec)
         if spec['kind'] == 'pmnet' and spec['config'].get('part_head') == 'plain':
             raise ConfigError("this PMNet has part_head='plain' (ablation R2): it needs masks and part boxes at test time, so it cannot be served mask-free")
@@ -237,7 +237,7 @@ class Embedder:
     def from_checkpoint(cls, checkpoint, # see `load_model`
                         expected_config=None, expected_kind:str|None=None, # refuse another config / kind
                         lambdas:dict|None=None, # override the checkpoint's fusion lambdas
-                        flip:bool=False, device='auto', amp:bool|None=None):
+                        flip:bool=False, device='auto', amp:str='auto'):
         "An `Embedder` for the model of a checkpoint, with the checkpoint's fusion lambdas."
         m = load_model(checkpoint, expected_config, expected_kind)
         served = {k: v for k, v in m.lambdas.items() if k in inference_names(m.spec)}     # PMANet°: no 'h'

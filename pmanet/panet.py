@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from .core import Config, ConfigError
 from .backbone import ResNetBackbone, BNNeck
 from .losses import BoTLoss
-from .data import ReidDataset, ReidImageDataset, AugmentConfig, train_transform, make_train_loader, read_dataset
+from .data import ReidDataset, ReidImageDataset, AugmentConfig, train_transform, read_dataset
 from .store import Store
-from .train import Trainer, TrainConfig, read_checkpoint, load_weights, CheckpointError, start_run
+from .train import Trainer, TrainConfig, read_checkpoint, load_weights, CheckpointError, start_run, training_loader
 
 # %% auto #0
 __all__ = ['PANetConfig', 'MaskDecoder', 'PANet', 'PANetLoss', 'panet_train_config', 'panet_augment', 'fit_panet', 'load_panet',
@@ -112,16 +112,15 @@ def fit_panet(data:ReidDataset, # the dataset (its `train` split is used)
               train_cfg:TrainConfig|None=None, # schedule (default: `panet_train_config()`)
               P:int=16, # identities per batch
               Q:int=4, # images per identity (P x Q = 64, paper IV-B-1)
-              num_workers:int=4, # DataLoader workers
               resume=None) -> Trainer: # None, a checkpoint path, or 'auto'
     "Train PANet on `data.train` with GrabCut pseudo masks; returns the finished `Trainer` (model in `.model`)."
     cfg, train_cfg = cfg or PANetConfig(), train_cfg or panet_train_config()
     start_run(train_cfg)                                      # torchrun's group and the seed, before loader and model
     store = masks if isinstance(masks, Store) else Store(masks)
-    images = ReidImageDataset(data.train, train_transform(panet_augment(cfg)), store)
-    loader = make_train_loader(images, P, Q, seed=train_cfg.seed, num_workers=num_workers)
+    loader = training_loader(ReidImageDataset(data.train, train_transform(panet_augment(cfg)), store), P, Q, train_cfg)
     spec = {'kind': 'panet', 'config': cfg.to_dict(), 'num_classes': data.num_train_pids}
-    trainer = Trainer(PANet(cfg, data.num_train_pids), PANetLoss(cfg), loader, run_dir, train_cfg, resume=resume, model_spec=spec)
+    trainer = Trainer(PANet(cfg, data.num_train_pids), PANetLoss(cfg), loader, run_dir, train_cfg, resume=resume,
+                      model_spec=spec, input_size=cfg.image_size)
     trainer.fit()
     return trainer
 
@@ -145,12 +144,12 @@ def train_panet(root:str, # dataset folder
                 size:int=256, # input height and width (multiple of 16)
                 P:int=16, # identities per batch
                 Q:int=4, # images per identity
-                workers:int=4, # DataLoader workers
+                workers:int=None, # DataLoader workers (default: chosen for this machine)
                 device:str='auto', # 'auto', 'cpu', 'cuda'
                 seed:int=0, # random seed
                 resume:bool=False): # continue the run in OUT from its last checkpoint
     "Train PANet (stage 1) on identity labels and GrabCut pseudo masks."
     cfg = PANetConfig(depth=depth, weights=None if weights == 'none' else weights, image_size=(size, size))
-    tcfg = panet_train_config(epochs=epochs, lr=lr, device=device, seed=seed)
-    fit_panet(read_dataset(root, dataset), masks, out, cfg, tcfg, P, Q, workers, resume='auto' if resume else None)
+    tcfg = panet_train_config(epochs=epochs, lr=lr, device=device, seed=seed, workers=workers)
+    fit_panet(read_dataset(root, dataset), masks, out, cfg, tcfg, P, Q, resume='auto' if resume else None)
     print(f"PANet checkpoint: {Path(out)/'last.pt'}")

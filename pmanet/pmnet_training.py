@@ -15,14 +15,15 @@ from torch import nn
 from .core import ConfigError, atomic_write
 from .backbone import BoTBaseline
 from .losses import BoTLoss
-from .data import ReidDataset, ReidImageDataset, AugmentConfig, train_transform, make_train_loader, read_dataset
+from .data import ReidDataset, ReidImageDataset, AugmentConfig, train_transform, read_dataset
 from .store import Store, StoreError
 from .parts import PartConfig, uniform_boxes
 from .pmnet import PMNet, PMNetConfig, ablation_config, pmnet_forward
 from .panet import load_panet
 from .part_inference import make_part_store
-from .train import Trainer, TrainConfig, CheckpointError, start_run
-from .evaluate import evaluate_reid, occluded_query_records, markdown_table
+from .train import Trainer, TrainConfig, CheckpointError, start_run, training_loader
+from .evaluate import evaluate_reid, occluded_query_records
+from .core import markdown_table
 from .inference import model_spec, load_model
 
 # %% auto #0
@@ -66,7 +67,7 @@ def reid_evaluator(data:ReidDataset, # its test split is scored
                    store=None, # part store: also score with the Partial Tasks (PMANet)
                    criterion:nn.Module|None=None, # `fusion_weights()` gives the lambdas (HUL); None: 1 each
                    parts_free:bool=True, # also score without masks (PMANet°, or a model that takes images only)
-                   batch_size:int=64, num_workers:int=4): # evaluation loader
+                   batch_size:int=64, num_workers:int|None=None): # evaluation loader (None: workers chosen here)
     "The engine's `evaluate(model, epoch)` callback: mAP and CMC@1 (VehicleID: CMC@1, MRR), with and without Partial Tasks."
     runs = ([('', store)] if store is not None else []) + ([('_no_parts' if store is not None else '', None)] if parts_free else [])
     if not runs: raise ValueError("nothing to evaluate: give a store, or parts_free=True")
@@ -88,7 +89,6 @@ def fit_pmnet(data:ReidDataset, # the dataset: trains on `data.train`, scores on
               augment:AugmentConfig|None=None, # default AugmentConfig(size=cfg.image_size): paper IV-B-1's erasing and occlusion
               P:int=4, # identities per batch (paper IV-B-1)
               Q:int=8, # images per identity (paper IV-B-1)
-              num_workers:int=4, # DataLoader workers (training and evaluation)
               resume=None) -> Trainer: # None, a checkpoint path, or 'auto' (run_dir/last.pt if present)
     "Train PMNet on `data.train` with the part store's masks and boxes; returns the finished `Trainer` (model in `.model`)."
     cfg, train_cfg = cfg or PMNetConfig(), train_cfg or TrainConfig()
@@ -96,11 +96,13 @@ def fit_pmnet(data:ReidDataset, # the dataset: trains on `data.train`, scores on
     if tuple(augment.size) != tuple(cfg.image_size): raise ConfigError(f"AugmentConfig.size {augment.size} differs from PMNetConfig.image_size {cfg.image_size}")
     start_run(train_cfg)                                      # torchrun's group and the seed, before loader and model
     store = open_part_store(parts, cfg, data.train + ((data.query + data.gallery) if train_cfg.eval_every else []))
-    loader = make_train_loader(ReidImageDataset(data.train, train_transform(augment), store), P, Q, seed=train_cfg.seed, num_workers=num_workers)
+    loader = training_loader(ReidImageDataset(data.train, train_transform(augment), store), P, Q, train_cfg)
     model, criterion = PMNet(cfg, data.num_train_pids), cfg.make_criterion()
-    evaluate = reid_evaluator(data, cfg.image_size, store, criterion, parts_free=cfg.part_head == 'pmlh', num_workers=num_workers)
+    evaluate = reid_evaluator(data, cfg.image_size, store, criterion, parts_free=cfg.part_head == 'pmlh',
+                              num_workers=train_cfg.workers)
     spec = model_spec(model, augment.size, augment.mean, augment.std)
-    trainer = Trainer(model, criterion, loader, run_dir, train_cfg, forward=pmnet_forward, evaluate=evaluate, resume=resume, model_spec=spec)
+    trainer = Trainer(model, criterion, loader, run_dir, train_cfg, forward=pmnet_forward, evaluate=evaluate,
+                      resume=resume, model_spec=spec, input_size=augment.size)
     trainer.fit()
     return trainer
 
@@ -113,15 +115,15 @@ def fit_baseline(data:ReidDataset, # the dataset: trains on `data.train`, scores
                  train_cfg:TrainConfig|None=None, # schedule (default: PMNet's, SPEC section 8)
                  augment:AugmentConfig|None=None, # default AugmentConfig(size=image_size), as PMNet
                  P:int=4, Q:int=8, # identities per batch, images per identity
-                 num_workers:int=4, # DataLoader workers
                  resume=None, # None, a checkpoint path, or 'auto'
                  margin:float=0.3) -> Trainer: # BoT's triplet margin
     "Train the BoT baseline (Table III Exp-1) with BoT's loss and PMNet's schedule and augmentation; returns the `Trainer`."
     train_cfg, augment = train_cfg or TrainConfig(), augment or AugmentConfig(size=tuple(image_size))
     start_run(train_cfg)
-    loader = make_train_loader(ReidImageDataset(data.train, train_transform(augment)), P, Q, seed=train_cfg.seed, num_workers=num_workers)
+    loader = training_loader(ReidImageDataset(data.train, train_transform(augment)), P, Q, train_cfg)
     model = BoTBaseline(data.num_train_pids, depth, weights)
-    trainer = Trainer(model, BoTLoss(margin), loader, run_dir, train_cfg, evaluate=reid_evaluator(data, augment.size, num_workers=num_workers),
+    trainer = Trainer(model, BoTLoss(margin), loader, run_dir, train_cfg, input_size=augment.size,
+                      evaluate=reid_evaluator(data, augment.size, num_workers=train_cfg.workers),
                       resume=resume, model_spec=model_spec(model, augment.size, augment.mean, augment.std))
     trainer.fit()
     return trainer
@@ -145,7 +147,7 @@ def train(root:str, # dataset folder
           size:int=None, # input height and width (default 256, or the config file's)
           P:int=4, # identities per batch (paper IV-B-1)
           Q:int=8, # images per identity (paper IV-B-1)
-          workers:int=4, # DataLoader workers
+          workers:int=None, # DataLoader workers (default: chosen for this machine)
           device:str='auto', # 'auto', 'cpu', 'cuda'
           seed:int=0, # random seed
           eval_every:int=10, # epochs between evaluations on the test split, the last epoch always included (0: never)
@@ -154,7 +156,8 @@ def train(root:str, # dataset folder
           quiet:bool=False): # no progress bars
     "Train PMNet (stage 2) on a dataset's part store, or the BoT baseline; scored on the test split every EVAL_EVERY epochs."
     if model not in ('pmnet', 'bot'): raise CliError(f"--model must be 'pmnet' or 'bot', got {model!r}")
-    tcfg = TrainConfig(epochs=epochs, lr=lr, device=device, seed=seed, eval_every=eval_every, progress=not quiet)
+    tcfg = TrainConfig(epochs=epochs, lr=lr, device=device, seed=seed, eval_every=eval_every, progress=not quiet,
+                       workers=workers)
     arch = {} if depth is None else {'depth': depth}                 # architecture flags given on the command line
     if weights is not None: arch['weights'] = None if weights == 'none' else weights
     if size is not None: arch['image_size'] = (size, size)
@@ -163,12 +166,12 @@ def train(root:str, # dataset folder
         if model == 'bot':
             if ablation or config: raise CliError("--ablation and --config describe PMNet; the BoT baseline takes --depth, --weights and --size")
             if parts != 'none': raise CliError(f"the BoT baseline reads images only: pass 'none' as PARTS, not {parts!r}")
-            trainer = fit_baseline(data, out, train_cfg=tcfg, P=P, Q=Q, num_workers=workers, resume='auto' if resume else None, **arch)
+            trainer = fit_baseline(data, out, train_cfg=tcfg, P=P, Q=Q, resume='auto' if resume else None, **arch)
         else:
             if parts == 'none': raise CliError("PMNet reads refined masks and part boxes: pass the part store from `pmanet parts`")
             cfg = (PMNetConfig.load(config) if config else PMNetConfig()).replace(**arch)
             if ablation: cfg = ablation_config(ablation, cfg)
-            trainer = fit_pmnet(data, parts, out, cfg, tcfg, P=P, Q=Q, num_workers=workers, resume='auto' if resume else None)
+            trainer = fit_pmnet(data, parts, out, cfg, tcfg, P=P, Q=Q, resume='auto' if resume else None)
     except (FileNotFoundError, FileExistsError, ValueError, StoreError, CheckpointError) as e: raise CliError(_message(e)) from None
     last = trainer.history[-1] if trainer.history else {}
     scores = ', '.join(f"{k[5:]} {v:.4f}" for k, v in last.items() if k.startswith('eval/'))
@@ -206,7 +209,7 @@ def evaluate(checkpoint:str, # a checkpoint from `pmanet train` (e.g. RUN/last.p
              out:str=None, # also write the metrics as JSON to this file
              test_size:int=800, # VehicleID test list: 800, 1600 or 2400
              batch_size:int=64, # images per forward pass
-             workers:int=4, # DataLoader workers
+             workers:int=None, # DataLoader workers (default: chosen for this machine)
              device:str='auto'): # 'auto', 'cpu', 'cuda'
     "Evaluate a PMNet or BoT checkpoint: CMC, mAP, mINP (VehicleID: 10-split CMC@1/5 and MRR) as a table, and JSON."
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from fastcore.script import anno_parser
 
 from .cli import resolve_command
-from .evaluate import markdown_table
+from .core import markdown_table
 
 # %% auto #0
 __all__ = ['PAPER_RESULTS', 'DATASET_FOLDERS', 'DISTRIBUTED_COMMANDS', 'compare_with_paper', 'eval_metrics', 'dataset_root',

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
+from tqdm.auto import tqdm
 
 from .metrics import _as_numpy, _take
 
@@ -91,11 +92,12 @@ class _FeatureRows:
 # %% ../nbs/31_reranking.ipynb #b9e46079
 def _nearest(src, # row source
              k:int, # neighbours to keep per row
-             chunk:int): # rows per chunk
+             chunk:int, # rows per chunk
+             progress:bool=False): # a progress bar over the rows
     "First k of `np.argsort` of every row of `original_dist` (top-k, `argsort` on rows with ties); and the column maxima."
     n = src.n; kk = min(k + 1, n)
     near, scale = np.empty((n, k), np.int64), np.empty(n, np.float32)
-    for s in range(0, n, chunk):
+    for s in tqdm(range(0, n, chunk), desc='re-ranking: neighbours', unit='chunk', disable=not progress):
         e = min(s + chunk, n)
         rows = src.rows(s, e); m = rows.max(1, keepdims=True)
         if (m <= 0).any(): raise ValueError(f"image {s + int(np.argmax(m[:, 0] <= 0))} is at distance 0 from every image; re-ranking needs distinct features")
@@ -175,9 +177,9 @@ def _jaccard_blend(V:sp.csr_matrix, # (N, N) expanded V
     return out
 
 # %% ../nbs/31_reranking.ipynb #f1a3326a
-def _re_rank(src, k1, k2, lambda_value, chunk):
+def _re_rank(src, k1, k2, lambda_value, chunk, progress=False):
     if k1 < 1 or k2 < 1 or not 0 <= lambda_value <= 1: raise ValueError(f"need k1 >= 1, k2 >= 1 and 0 <= lambda_value <= 1; got {k1}, {k2}, {lambda_value}")
-    near, scale = _nearest(src, min(max(k1 + 1, k2), src.n), chunk)
+    near, scale = _nearest(src, min(max(k1 + 1, k2), src.n), chunk, progress)
     rows, cols = _expanded_sets(near, k1)
     V = _weights(src, rows, cols, scale)
     if k2 != 1: V = _query_expansion(V, near, k2)
@@ -197,6 +199,7 @@ def re_ranking_features(q_feats, # (Q, D) query features: tensor, array, or dict
                         g_feats, # (G, D) gallery features, same kind
                         k1:int=20, k2:int=6, lambda_value:float=0.3, # as in `re_ranking`
                         distance=euclidean_distance, # callable(a, b) -> (A, B) distances
-                        chunk:int=512) -> np.ndarray: # rows per chunk
+                        chunk:int=512, # rows per chunk
+                        progress:bool=False) -> np.ndarray: # a progress bar over the distance rows
     "k-reciprocal re-ranking from features, distances computed in chunks: the re-ranked (Q, G) distance."
-    return _re_rank(_FeatureRows(q_feats, g_feats, distance, chunk), k1, k2, lambda_value, chunk)
+    return _re_rank(_FeatureRows(q_feats, g_feats, distance, chunk), k1, k2, lambda_value, chunk, progress)

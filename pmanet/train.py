@@ -20,28 +20,28 @@ from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
 from .core import Config, ConfigError, atomic_write, get_device, set_seed
+from .hardware import AMP_CHOICES, autocast_dtype, describe_precision, set_threads, use_channels_last
+from .data import ReidImageDataset, make_train_loader
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'TrainConfig', 'warmup_multistep_factor', 'make_optimizer', 'is_distributed', 'world_size',
            'rank', 'local_rank', 'is_main_process', 'barrier', 'init_distributed', 'cleanup_distributed', 'start_run',
-           'rng_state', 'set_rng_state', 'CheckpointError', 'describe_module', 'check_fits', 'read_checkpoint',
-           'load_weights', 'read_metrics', 'plot_training_curves', 'Trainer', 'NonFiniteLossError']
+           'training_loader', 'rng_state', 'set_rng_state', 'CheckpointError', 'describe_module', 'check_fits',
+           'read_checkpoint', 'load_weights', 'read_metrics', 'plot_training_curves', 'Trainer', 'NonFiniteLossError']
 
 # %% ../nbs/03_train.ipynb #03016b9a
 @dataclasses.dataclass
 class TrainConfig(Config):
-    "Settings of the training engine; the defaults are PMNet's (paper IV-B-1, SPEC section 8)."
-    epochs: int = 120                      # SPEC 8 (BoT's schedule length; the paper does not give PMNet's)
+    "Settings of the training engine; the defaults are PMNet's (paper IV-B-1) on BoT's schedule."
+    epochs: int = 120                      # BoT's schedule length (the paper does not give PMNet's)
     lr: float = 1.5e-4                     # paper IV-B-1: PMNet's base learning rate (PANet: 1e-4)
-    weight_decay: float = 5e-4             # SPEC 8 (BoT); Adam's L2 penalty
+    weight_decay: float = 5e-4             # BoT; Adam's L2 penalty
     decay_bias_and_norm: bool = True       # BoT decays every weight; False exempts biases and norm-layer weights
-    warmup_epochs: int = 10                # SPEC 8 (BoT): length of the linear warm-up, in epochs
-    warmup_factor: float = 0.1             # SPEC 8 (BoT): the warm-up starts at warmup_factor * lr
-    milestones: tuple[int, ...] = (40, 70) # SPEC 8 (BoT): 0-based epochs at which the lr is multiplied by gamma
-    gamma: float = 0.1                     # SPEC 8 (BoT)
+    warmup_epochs: int = 10                # BoT: length of the linear warm-up, in epochs
+    warmup_factor: float = 0.1             # BoT: the warm-up starts at warmup_factor * lr
+    milestones: tuple[int, ...] = (40, 70) # BoT: 0-based epochs at which the lr is multiplied by gamma
+    gamma: float = 0.1                     # BoT
     grad_clip: float = 0.0                 # max global gradient norm; 0 = no clipping (the paper clips nothing)
-    amp: str = 'auto'                      # CUDA only: 'auto' (bf16 where supported, else fp16), 'bf16', 'fp16', 'off'
-    channels_last: bool = True             # CUDA only: NHWC memory format for the model and 4-D batch tensors
     device: str = 'auto'                   # 'auto', 'cpu', 'cuda'; under torchrun each rank takes cuda:LOCAL_RANK
     seed: int = 0                          # seeds python/numpy/torch when a run starts (seed + rank under DDP)
     deterministic: bool = False            # deterministic kernels (needed for a bit-identical resume on GPU)
@@ -49,18 +49,32 @@ class TrainConfig(Config):
     find_unused_parameters: bool = False   # DDP: set when some parameters get no gradient in a step
     eval_every: int = 0                    # epochs between evaluations (0 = never); the last epoch is always evaluated
     log_every: int = 1                     # optimiser steps between per-step records in metrics.jsonl
-    progress: bool = True                  # a tqdm bar per epoch (rank 0 only)
+    progress: bool = True                  # a progress bar per epoch, with rate and ETA (rank 0 only)
     plot: bool = True                      # redraw training_curves.png after every epoch
+    amp: str = 'auto'                      # autocast: 'auto' (hardware.autocast_dtype), 'bf16', 'fp16', 'off' (fp32)
+    channels_last: bool|str = 'auto'       # NHWC tensors: 'auto' (hardware.use_channels_last), True or False
+    threads: int = 0                       # PyTorch intra-op threads (0: PyTorch's default, one per core)
+    workers: int|None = None               # DataLoader worker processes (None: hardware.loader_workers decides)
+    image_cache: bool = True               # decode the images once and keep them in RAM when they fit...
+    image_cache_mb: int = 1024             # ...in this many MiB
+    fused_optimizer: bool = True           # Adam as one fused kernel per step (the same update, faster)
 
     def __post_init__(self):
         self.milestones = tuple(int(m) for m in self.milestones)
-        checks = [(self.epochs >= 1, f'epochs must be >= 1, got {self.epochs}'), (self.lr > 0, f'lr must be > 0, got {self.lr}'),
+        checks = [(self.epochs >= 1, f'epochs must be >= 1, got {self.epochs}'),
+                  (self.lr > 0, f'lr must be > 0, got {self.lr}'),
                   (self.weight_decay >= 0, f'weight_decay must be >= 0, got {self.weight_decay}'),
                   (self.warmup_epochs >= 0, f'warmup_epochs must be >= 0, got {self.warmup_epochs}'),
                   (0 < self.warmup_factor <= 1, f'warmup_factor must be in (0, 1], got {self.warmup_factor}'),
-                  (list(self.milestones) == sorted(self.milestones), f'milestones must be increasing, got {self.milestones}'),
+                  (list(self.milestones) == sorted(self.milestones),
+                   f'milestones must be increasing, got {self.milestones}'),
                   (self.grad_clip >= 0, f'grad_clip must be >= 0 (0 = off), got {self.grad_clip}'),
-                  (self.amp in ('auto', 'bf16', 'fp16', 'off'), f"amp must be 'auto', 'bf16', 'fp16' or 'off', got {self.amp!r}"),
+                  (self.amp in AMP_CHOICES, f"amp must be 'auto', 'bf16', 'fp16' or 'off', got {self.amp!r}"),
+                  (self.channels_last in (True, False, 'auto'),
+                   f"channels_last must be True, False or 'auto', got {self.channels_last!r}"),
+                  (self.threads >= 0, f'threads must be >= 0 (0: one per core), got {self.threads}'),
+                  (self.workers is None or self.workers >= 0, f'workers must be None or >= 0, got {self.workers}'),
+                  (self.image_cache_mb >= 0, f'image_cache_mb must be >= 0, got {self.image_cache_mb}'),
                   (self.eval_every >= 0, f'eval_every must be >= 0 (0 = never), got {self.eval_every}'),
                   (self.log_every >= 1, f'log_every must be >= 1, got {self.log_every}')]
         if bad := [msg for ok, msg in checks if not ok]: raise ConfigError('TrainConfig: ' + '; '.join(bad))
@@ -84,7 +98,8 @@ def make_optimizer(model:nn.Module, # the network
     for p in model.parameters(): (decay if cfg.decay_bias_and_norm or p.ndim > 1 else no_decay).append(p)
     groups = [dict(params=decay, weight_decay=cfg.weight_decay), dict(params=no_decay, weight_decay=0.0),
               dict(params=list(criterion.parameters()), weight_decay=0.0)]
-    optimizer = torch.optim.Adam([g for g in groups if g['params']], lr=cfg.lr)
+    fused = cfg.fused_optimizer and all(p.device.type in ('cpu', 'cuda') for g in groups for p in g['params'])
+    optimizer = torch.optim.Adam([g for g in groups if g['params']], lr=cfg.lr, fused=fused)
     factor = functools.partial(warmup_multistep_factor, warmup_epochs=cfg.warmup_epochs, warmup_factor=cfg.warmup_factor,
                                milestones=cfg.milestones, gamma=cfg.gamma)
     return optimizer, LambdaLR(optimizer, factor)
@@ -134,6 +149,13 @@ def start_run(cfg:TrainConfig): # the run's settings (device, seed, deterministi
     "Join torchrun's process group (if any) and seed python/numpy/torch: call before building loaders and models."
     init_distributed('nccl' if get_device(cfg.device).type == 'cuda' else 'gloo')
     set_seed(cfg.seed, cfg.deterministic)
+
+def training_loader(dataset:ReidImageDataset, # the training images (with a training transform)
+                    P:int, Q:int, # identities per batch, images per identity
+                    cfg:TrainConfig): # seed, workers and image cache of the run
+    "The run's P x Q loader: seeded from `cfg.seed`, with `cfg.workers` and, if on, the decoded-image cache."
+    return make_train_loader(dataset, P, Q, seed=cfg.seed, num_workers=cfg.workers, progress=cfg.progress,
+                             cache_mb=cfg.image_cache_mb if cfg.image_cache else 0)
 
 # %% ../nbs/03_train.ipynb #159cb276
 def rng_state() -> dict:
@@ -247,49 +269,59 @@ def plot_training_curves(metrics_path, # metrics.jsonl of a run
 # %% ../nbs/03_train.ipynb #2714fdbb
 def _default_forward(model, batch): return model(batch['image'])
 
-def _amp_dtype(amp:str, device:torch.device):
-    "The autocast dtype for config value `amp` on `device` (None: full precision)."
-    if device.type != 'cuda' or amp == 'off': return None
-    if amp == 'auto': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {'bf16': torch.bfloat16, 'fp16': torch.float16}[amp]
+def _loader_setup(loader) -> dict:
+    "The loader side of the run log: worker processes and the decoded-image cache of its dataset."
+    ds = getattr(loader, 'dataset', None)
+    return {'workers': getattr(loader, 'num_workers', 0), 'image_cache': getattr(ds, 'cache_note', 'off')}
 
 # %% ../nbs/03_train.ipynb #8cbbca63
 class Trainer:
     "One training loop for PANet and PMNet: Adam + warm-up schedule, AMP, DDP, checkpoints that survive a kill, logs."
     def __init__(self, model:nn.Module, # the network; its state_dict is checkpointed
-                 criterion:nn.Module, # `criterion(outputs, batch) -> dict` of scalar terms, 'loss' the total; its parameters train too
-                 train_loader, # iterable of batch dicts; `set_epoch(epoch)` of its sampler/batch_sampler is called each epoch
+                 criterion:nn.Module, # `criterion(outputs, batch) -> dict` of scalar terms, 'loss' the total
+                 train_loader, # iterable of batch dicts; `set_epoch(epoch)` of its sampler is called each epoch
                  run_dir, # where last.pt, metrics.jsonl, config.yaml and training_curves.png are written
-                 config:TrainConfig|None=None, # settings (default: PMNet's, SPEC section 8)
+                 config:TrainConfig|None=None, # settings (default: PMNet's, paper IV-B-1)
                  forward:Callable|None=None, # `forward(model, batch) -> outputs`; default `model(batch['image'])`
-                 evaluate:Callable|None=None, # `evaluate(model, epoch) -> dict` of floats, on rank 0 every `eval_every` epochs
+                 evaluate:Callable|None=None, # `evaluate(model, epoch) -> dict` of floats, every `eval_every` epochs
                  resume=None, # checkpoint path to continue from, or 'auto': run_dir/last.pt when it exists
-                 model_spec:dict|None=None): # JSON-able recipe to rebuild the model (kind, config, classes), saved as checkpoint['model_spec']
+                 model_spec:dict|None=None, # JSON-able recipe to rebuild the model, saved as checkpoint['model_spec']
+                 input_size:tuple|None=None): # (H, W) of the images, for the automatic memory format
         self.cfg, self.run_dir, self.loader = config or TrainConfig(), Path(run_dir), train_loader
         self.forward, self.evaluate = forward or _default_forward, evaluate
         self.model_spec = json.loads(json.dumps(model_spec)) if model_spec is not None else None
         device = get_device(self.cfg.device)
         init_distributed('nccl' if device.type == 'cuda' else 'gloo')
         self.device = torch.device('cuda', local_rank()) if device.type == 'cuda' and is_distributed() else device
-        self.amp_dtype = _amp_dtype(self.cfg.amp, self.device)
+        self.threads = set_threads(self.cfg.threads)
+        self.amp_dtype = autocast_dtype(self.cfg.amp, self.device)
+        self.channels_last = use_channels_last(self.cfg.channels_last, self.device, input_size)
         if self.cfg.sync_bn and is_distributed():
-            if self.device.type != 'cuda': raise ConfigError("sync_bn=True needs CUDA (torch's SyncBatchNorm runs on GPUs only); set sync_bn=False")
+            if self.device.type != 'cuda':
+                raise ConfigError("sync_bn=True needs CUDA (torch's SyncBatchNorm runs on GPUs only); set sync_bn=False")
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        fmt = torch.channels_last if self.cfg.channels_last and self.device.type == 'cuda' else torch.preserve_format
+        fmt = torch.channels_last if self.channels_last else torch.preserve_format
         self.model, self.criterion = model.to(self.device, memory_format=fmt), criterion.to(self.device)
         self.optimizer, self.scheduler = make_optimizer(self.model, self.criterion, self.cfg)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.ddp_model = self.model
         if is_distributed():
-            for t in self.criterion.state_dict().values(): dist.broadcast(t, 0)   # DDP broadcasts the model's; same for HUL's
-            self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None,
-                                                                 find_unused_parameters=self.cfg.find_unused_parameters)
+            for t in self.criterion.state_dict().values(): dist.broadcast(t, 0)   # DDP broadcasts the model's only
+            ids = [self.device.index] if self.device.type == 'cuda' else None
+            self.ddp_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=self.cfg.find_unused_parameters)
         self.epoch, self.step, self.history = 0, 0, []   # epoch: number of completed epochs
         set_seed(self.cfg.seed + rank(), self.cfg.deterministic)
         last = self.run_dir/'last.pt'
         if resume == 'auto': resume = last if last.exists() else None
         if resume is not None: self.load_checkpoint(resume)
-        elif last.exists(): raise FileExistsError(f"{self.run_dir} already holds a checkpoint (last.pt): pass resume='auto' to continue that run, or use a new run_dir")
+        elif last.exists(): raise FileExistsError(f"{self.run_dir} already holds a checkpoint (last.pt): pass "
+                                                  "resume='auto' to continue that run, or use a new run_dir")
+
+    def setup(self) -> dict:
+        "What this run uses, as its log's first record says: device, precision, memory format, threads, loading."
+        return {'device': str(self.device), 'precision': describe_precision(self.amp_dtype, self.cfg.amp, self.device),
+                'channels_last': self.channels_last, 'threads': self.threads, **_loader_setup(self.loader)}
 
 # %% ../nbs/03_train.ipynb #1a64fac3
 @patch
@@ -316,7 +348,8 @@ def save_checkpoint(self:Trainer, path=None) -> Path: # default run_dir/last.pt
     return path
 
 # %% ../nbs/03_train.ipynb #93ed836e
-_RESUME_FREE = ('epochs', 'device', 'eval_every', 'log_every', 'progress', 'plot')
+_RESUME_FREE = ('epochs', 'device', 'eval_every', 'log_every', 'progress', 'plot',
+                'threads', 'workers', 'image_cache', 'image_cache_mb', 'fused_optimizer')
 
 def _config_diff(saved:dict, current:dict) -> list[str]:
     "'field: checkpoint value vs current value' for each field that differs, ignoring those free to change on resume."
@@ -380,9 +413,10 @@ def _check_terms(self:Trainer, terms, batch_idx:int) -> dict[str, float]:
 # %% ../nbs/03_train.ipynb #47efe690
 @patch
 def _to_device(self:Trainer, batch) -> dict:
-    "The batch dict on the training device; 4-D float tensors channels-last when configured on CUDA."
-    if not isinstance(batch, dict): raise TypeError(f"the training loader must yield dicts (keys 'image', 'pid', ...), got {type(batch).__name__}")
-    cl = self.cfg.channels_last and self.device.type == 'cuda'
+    "The batch dict on the training device; 4-D float tensors channels-last when the model is."
+    if not isinstance(batch, dict):
+        raise TypeError(f"the training loader must yield dicts (keys 'image', 'pid', ...), got {type(batch).__name__}")
+    cl = self.channels_last
     def move(v):
         if not torch.is_tensor(v): return v
         v = v.to(self.device, non_blocking=True)
@@ -421,14 +455,17 @@ def _train_epoch(self:Trainer) -> dict:
     lr, sums, n, t0 = self.optimizer.param_groups[0]['lr'], {}, 0, time.time()
     try: total = len(self.loader)
     except TypeError: total = None   # an iterable-style dataset
-    bar = tqdm(self.loader, total=total, desc=f'epoch {e + 1}/{self.cfg.epochs}', disable=not (self.cfg.progress and is_main_process()), dynamic_ncols=True)
+    bar = tqdm(self.loader, total=total, desc=f'epoch {e + 1}/{self.cfg.epochs}', unit='batch', dynamic_ncols=True,
+               disable=not (self.cfg.progress and is_main_process()))
     for i, batch in enumerate(bar):
         values = self._train_step(batch, i)
         for k, v in values.items(): sums[k] = sums.get(k, 0.0) + v
         n += 1
-        if self.step % self.cfg.log_every == 0: self._log({'kind': 'step', 'epoch': e + 1, 'step': self.step, 'lr': lr, **values})
+        if self.step % self.cfg.log_every == 0:
+            self._log({'kind': 'step', 'epoch': e + 1, 'step': self.step, 'lr': lr, **values})
         bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f'{lr:.2e}', refresh=False)
-    if n == 0: raise RuntimeError(f"the training loader yielded no batch in epoch {e + 1}: is the dataset smaller than one batch (drop_last)?")
+    if n == 0: raise RuntimeError(f"the training loader yielded no batch in epoch {e + 1}: is the dataset smaller "
+                                  "than one batch (drop_last)?")
     keys = list(sums)
     t = torch.tensor([sums[k] for k in keys] + [n], dtype=torch.float64, device=self.device)
     if is_distributed(): dist.all_reduce(t)
@@ -471,6 +508,9 @@ def fit(self:Trainer) -> list[dict]:
     "Train from the current epoch to `cfg.epochs`; after every epoch log, checkpoint and plot. The epoch records."
     if is_main_process(): self.run_dir.mkdir(parents=True, exist_ok=True); self.cfg.save(self.run_dir/'config.yaml')
     self._trim_log()
+    setup = self.setup()
+    self._log({'kind': 'setup', 'epoch': self.epoch, **setup})
+    if self.cfg.progress and is_main_process(): tqdm.write('training on ' + ', '.join(f'{k} {v}' for k, v in setup.items()))
     while self.epoch < self.cfg.epochs:
         rec = self._train_epoch()
         ev = self.cfg.eval_every
