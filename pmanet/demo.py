@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fastcore.script import CliError
 
 from .core import Config, atomic_write, read_image, set_seed
+from .hardware import usable_cpus
 from .synthetic import SyntheticConfig, make_synthetic, load_ground_truth
 from .data import read_veri776
 from .store import Store
-from .grabcut import make_pseudo_masks
+from .grabcut import GrabCutConfig, make_pseudo_masks
 from .panet import PANetConfig, fit_panet, panet_train_config
 from .parts import PartConfig, show_parts
 from .part_inference import make_part_store, part_quality
@@ -33,26 +35,30 @@ from .metrics import evaluate_rank
 from .reranking import RERANK_PRESETS, re_ranking_features
 
 # %% auto #0
-__all__ = ['STAGES', 'DemoConfig', 'run_demo', 'write_report', 'demo']
+__all__ = ['STAGES', 'DemoConfig', 'run_demo', 'write_report', 'seed_summary', 'paired_gaps', 'demo']
 
 # %% ../nbs/40_demo.ipynb #338e1c9a
 @dataclass
 class DemoConfig(Config):
     "What `pmanet demo` runs; the defaults are sized for a few minutes on a 2-core CPU."
-    synthetic: SyntheticConfig = field(default_factory=lambda: SyntheticConfig(  # the benchmark: many training ids, few images
-        train_ids=300, images_per_id=5, test_images_per_id=16))
+    synthetic: SyntheticConfig = field(default_factory=lambda: SyntheticConfig(  # many training ids, few images each;
+        train_ids=300, images_per_id=5, test_ids=64, test_images_per_id=14))   # a test split of about 225 queries
     depth: int = 18                      # ResNet depth of PANet, PMNet and the baseline
-    image_size: tuple = (64, 64)         # input size (SPEC: 128x128; 64x64 sees 3.6x the images in the same time)
+    image_size: tuple = (64, 64)         # input size (128x128 would see a quarter of the images in the same time)
+    grabcut_iters: int = 2               # GrabCut iterations (the library's default 5 gives the same masks here)
+    panet_image_size: tuple = (96, 96)   # PANet's input: its mask comes from a 6x6 map here, 4x4 at 64x64
     decoder_channels: tuple = (128, 64, 32)  # widths of PANet's first three decoder blocks (paper: 512, 256, 64)
+    panet_mask_weight: float = 100.0     # weight of PANet's mask loss against its ID and triplet losses (1 : 1 : w)
+    panet_P: int = 8                     # identities per PANet batch (P x Q = 32: twice the steps of 16 x 4)
     reduction_dim: int = 256             # channels of PMNet's part branches (paper: 512)
     num_parts: int = 3                   # K (paper IV-B)
-    panet_epochs: int = 4                # PANet training epochs (paper: 100)
-    baseline_epochs: int = 10            # BoT baseline epochs
-    pmnet_epochs: int = 10               # PMNet epochs (paper: 120)
+    panet_epochs: int = 5                # PANet training epochs (paper: 100)
+    baseline_epochs: int = 9             # BoT baseline epochs
+    pmnet_epochs: int = 9                # PMNet epochs (paper: 120)
     lr: float = 1e-3                     # base learning rate of all three (from scratch; BoT fine-tunes at 3.5e-4)
     warmup_epochs: int = 1               # linear warm-up length
-    P: int = 8                           # identities per batch
-    Q: int = 4                           # images per identity
+    P: int = 16                          # identities per batch
+    Q: int = 4                           # images per identity (P x Q = 64, the paper's PANet batch)
     occlusion_area: tuple = (0.1, 0.3)   # area fraction of the occluding patch of each query (paper IV-E)
     rerank: str = 'standard'             # k-reciprocal re-ranking preset of the table's 're_ranking: yes' rows
     workers: int|None = None             # GrabCut and DataLoader worker processes (None: chosen for this machine)
@@ -75,12 +81,12 @@ class _Stages:
         self.timings[name] = round(time.perf_counter() - t, 1)
         print(f"{where}: {self.timings[name]} s", flush=True)
 
-def _synthetic_set(root:Path, cfg:SyntheticConfig) -> Path:
-    "The synthetic set at `root`: reused when it is complete and made with `cfg`, else written."
+def _synthetic_set(root:Path, cfg:SyntheticConfig, workers:int|None) -> Path:
+    "The synthetic set at `root`: reused when it is complete and made with `cfg`, else written (in parallel)."
     try:
         if load_ground_truth(root).config == cfg: return root
     except (FileNotFoundError, ValueError): pass
-    return make_synthetic(root, cfg, overwrite=root.exists())
+    return make_synthetic(root, cfg, workers=workers or usable_cpus(), overwrite=root.exists())
 
 def _schedule(cfg:DemoConfig, epochs:int, progress:bool) -> TrainConfig:
     "The demo's short schedule: one warm-up epoch, a decay at 3/4 of the run, no per-epoch evaluation."
@@ -107,13 +113,15 @@ def run_demo(out, # output folder (created; an existing demo folder is resumed)
     set_seed(cfg.seed)
     size, schedule = tuple(cfg.image_size), partial(_schedule, cfg, progress=progress)
     with stage('synthetic benchmark'):
-        root = _synthetic_set(out/'synthetic', cfg.synthetic)
+        root = _synthetic_set(out/'synthetic', cfg.synthetic, cfg.workers)
         data = read_veri776(root)
     with stage('GrabCut pseudo masks'):
-        make_pseudo_masks(data.train, out/'grabcut', workers=cfg.workers or 0, progress=progress)
+        make_pseudo_masks(data.train, out/'grabcut', workers=cfg.workers or 0, progress=progress,
+                          config=GrabCutConfig(iters=cfg.grabcut_iters))
     with stage('PANet training'):
-        pa_cfg = PANetConfig(depth=cfg.depth, weights=None, image_size=size, decoder_channels=tuple(cfg.decoder_channels))
-        panet = fit_panet(data, out/'grabcut', out/'panet', pa_cfg, schedule(cfg.panet_epochs), cfg.P, cfg.Q,
+        pa_cfg = PANetConfig(depth=cfg.depth, weights=None, image_size=tuple(cfg.panet_image_size),
+                             decoder_channels=tuple(cfg.decoder_channels), loss_weights=(1.0, 1.0, cfg.panet_mask_weight))
+        panet = fit_panet(data, out/'grabcut', out/'panet', pa_cfg, schedule(cfg.panet_epochs), cfg.panet_P, cfg.Q,
                           resume='auto').model
     with stage('PANet part stores'):
         parts_cfg, to_store = PartConfig(k=cfg.num_parts, seed=cfg.seed), dict(source='panet/last.pt', progress=progress)
@@ -144,7 +152,8 @@ def run_demo(out, # output folder (created; an existing demo folder is resumed)
             for queries in ('normal', 'occluded'):
                 qkw = {} if queries == 'normal' else dict(query_records=occluded,
                                                           **({'query_store': parts_occ} if 'store' in kw else {}))
-                res[name, queries] = r = evaluate_reid(model, data, **ev, **kw, **qkw)
+                reuse = res.get((name, 'normal'))                     # occluded queries: the same gallery
+                res[name, queries] = r = evaluate_reid(model, data, **ev, **kw, **qkw, gallery_from=reuse)
                 rows += [dict(row, queries=queries) for row in _metrics_rows(name, r, cfg.rerank, progress)]
     rows = [{k: row[k] for k in ('model', 'queries', 're_ranking', 'mAP', 'CMC@1', 'CMC@5')} for row in rows]
     print(markdown_table(rows))
@@ -221,13 +230,47 @@ Fusion weights learned by HUL (lambda = exp(-s)): {', '.join(f'{k}={v:.3f}' for 
     with atomic_write(out/'report.md', 'w') as f: f.write(text)
     return out/'report.md'
 
+# %% ../nbs/40_demo.ipynb #d5f27daa
+_METRICS = ('mAP', 'CMC@1', 'CMC@5')
+
+def _mean_std(values) -> str:
+    v = np.asarray(values, float)
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
+
+def seed_summary(runs:list) -> list[dict]: # the results of `run_demo` with different seeds
+    "One table row per (model, queries, re-ranking): each metric as mean ± std over the runs."
+    keyed = [{(r['model'], r['queries'], r['re_ranking']): r for r in run['rows']} for run in runs]
+    return [{'model': m, 'queries': q, 're_ranking': rr, 'seeds': len(runs),
+             **{k: _mean_std([rows[m, q, rr][k] for rows in keyed]) for k in _METRICS}} for (m, q, rr) in keyed[0]]
+
+def paired_gaps(runs:list, # the results of `run_demo` with different seeds
+                baseline:str='BoT baseline (Exp-1)') -> list[dict]: # the row every model is compared with
+    "Each model's gain over `baseline`, seed by seed, on each query set without re-ranking: mean ± std."
+    keyed = [{(r['model'], r['queries']): r for r in run['rows'] if r['re_ranking'] == 'no'} for run in runs]
+    out = []
+    for model in ('PMANet', 'PMANet°'):
+        for q in ('normal', 'occluded'):
+            gaps = {k: [rows[model, q][k] - rows[baseline, q][k] for rows in keyed] for k in _METRICS}
+            out.append({'model': model, 'queries': q, **{f'{k} gain': _mean_std(v) for k, v in gaps.items()},
+                        'mAP gain / std': round(float(np.mean(gaps['mAP']) / max(np.std(gaps['mAP'], ddof=1), 1e-12)), 1)
+                        if len(runs) > 1 else ''})
+    return out
+
 # %% ../nbs/40_demo.ipynb #dd270956
 def demo(out:str='pmanet_demo', # output folder: data, stores, checkpoints, results.json, report.md and figures
          config:str=None, # a YAML/JSON DemoConfig file to override the defaults
          seed:int=0, # the seed of everything
+         seeds:int=1, # run seeds SEED .. SEED+SEEDS-1 (each in OUT/seedN) and print mean ± std over them
          workers:int=None, # worker processes (default: chosen for this machine)
          quiet:bool=False): # no progress bars (they are shown only in a terminal anyway)
     "Run PMANet end to end on the synthetic benchmark on CPU: print the results table and write a report."
-    cfg = (DemoConfig.load(config) if config else DemoConfig()).replace(seed=seed, workers=workers)
-    run_demo(out, cfg, progress=not quiet and sys.stderr.isatty())
-    print(f"report: {Path(out)/'report.md'}")
+    if seeds < 1: raise CliError(f"--seeds must be at least 1, got {seeds}")
+    base, progress = DemoConfig.load(config) if config else DemoConfig(), not quiet and sys.stderr.isatty()
+    if seeds == 1:
+        run_demo(out, base.replace(seed=seed, workers=workers), progress)
+        return print(f"report: {Path(out)/'report.md'}")
+    runs = [run_demo(Path(out)/f'seed{s}', base.replace(seed=s, workers=workers), progress) for s in range(seed, seed + seeds)]
+    text = (f"# pmanet demo: seeds {seed}..{seed + seeds - 1}\n\n{markdown_table(seed_summary(runs))}\n\n"
+            f"Gain over the baseline, seed by seed:\n\n{markdown_table(paired_gaps(runs))}\n")
+    with atomic_write(Path(out)/'summary.md', 'w') as f: f.write(text)
+    print(text + f"\nsummary: {Path(out)/'summary.md'}")

@@ -249,7 +249,8 @@ def evaluate_reid(model:torch.nn.Module, # a Re-ID model returning named embeddi
                   query_records:list|None=None, # replace the queries, e.g. by `occluded_query_records` (same keys, ids, cameras)
                   query_store=None, # part store of `query_records`' images (needed with `store`)
                   max_rank:int=50, # length of the CMC curve
-                  progress:bool=False) -> ReidResult: # progress bars while embedding
+                  progress:bool=False, # progress bars while embedding
+                  gallery_from:ReidResult|None=None) -> ReidResult: # reuse this earlier result's gallery embeddings
     "Evaluate a Re-ID model under the dataset's protocol: fused distances, optional re-ranking, CMC / mAP / mINP or VehicleID's."
     device = get_device(device) if isinstance(device, str) else torch.device(device)
     model.to(device)
@@ -269,7 +270,8 @@ def evaluate_reid(model:torch.nn.Module, # a Re-ID model returning named embeddi
     if query_store is not None and store is None: raise ValueError("query_store without store: pass the gallery's part store as store too")
     q_records = list(data.query if query_records is None else query_records)
     q_feats, q_pids, q_camids = embed(q_records, store if query_records is None else query_store)
-    g_feats, g_pids, g_camids = embed(data.gallery, store)
+    if gallery_from is None: g_feats, g_pids, g_camids = embed(data.gallery, store)
+    else: g_feats, g_pids, g_camids = gallery_from.g_feats, gallery_from.g_pids, gallery_from.g_camids
     lam = _used_lambdas(lambdas, set(q_feats) & set(g_feats))
     distmat = reid_distance(lam, rerank)(q_feats, g_feats)
     metrics, cmc = _rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
