@@ -136,7 +136,7 @@ def re_ranking_reference(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value
 
 # ---- measurements: name -> (size, what, setup() -> (call, inputs MB)) ----
 def _cos(a, b):
-    from pmanet.evaluate import cosine_distance
+    from pmanet.outputs import cosine_distance
     return cosine_distance(a, b).numpy()
 
 def _eval_setup(data, reference):
@@ -153,7 +153,7 @@ def _rerank_setup(data, how):
         import torch
         qf, gf, *_ = data()
         if how == 'features':
-            from pmanet.evaluate import cosine_distance
+            from pmanet.outputs import cosine_distance
             from pmanet.reranking import re_ranking_features
             qt, gt = torch.from_numpy(qf), torch.from_numpy(gf)
             return (lambda: re_ranking_features(qt, gt, distance=cosine_distance)), qf.nbytes + gf.nbytes
@@ -165,7 +165,7 @@ def _rerank_setup(data, how):
 
 def _vehicleid_protocol():
     import torch
-    from pmanet.evaluate import cosine_distance
+    from pmanet.outputs import cosine_distance
     from pmanet.metrics import evaluate_vehicleid
     x, pids, _ = _features(2400, 19777, seed=1)
     xt = torch.from_numpy(x)

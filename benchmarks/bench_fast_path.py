@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from pmanet.core import markdown_table
-from pmanet.data import read_veri776
+from pmanet.datasets import read_veri776
 from pmanet.demo import DemoConfig
 from pmanet.hardware import cpu_bf16_speedup, cpu_has_native_bf16, usable_cpus
 from pmanet.parts import uniform_boxes, write_part_store

@@ -32,7 +32,8 @@ def _cpu_name() -> str:
 def _embedders(depth:int, size:int):
     "(name, Embedder) for PMANet° and BoT at this depth and input size, random weights."
     from pmanet.backbone import BoTBaseline
-    from pmanet.inference import Embedder, model_spec
+    from pmanet.embedding import Embedder
+    from pmanet.checkpoint import model_spec
     from pmanet.pmnet import PMNet, PMNetConfig
     torch.manual_seed(0)
     pm = PMNet(PMNetConfig(depth=depth, weights=None, image_size=(size, size)), 576)
@@ -50,15 +51,16 @@ def _time(fn, x, warmup:int, runs:int) -> float:
 def bench(name:str, emb, batch:int, warmup:int, runs:int, tmp:Path) -> dict:
     "images/s and max |embedding - eager| of the three backends for one model."
     import onnxruntime as ort
-    from pmanet.export import export_onnx, export_torchscript, _quiet_exporters
+    from pmanet.export import export_onnx, export_torchscript, quiet_exporters
     H, W = emb.spec['image_size']
     x = torch.randn(batch, 3, H, W, generator=torch.Generator().manual_seed(0))
+    model = emb.inference_model()
     def eager(x):
-        with torch.inference_mode(): return emb.model(x)['embedding']
+        with torch.inference_mode(): return model(x)['embedding']
     t0 = time.perf_counter()
     onnx_path, ts_path = export_onnx(emb, tmp/f'{name}.onnx'), export_torchscript(emb, tmp/f'{name}.pt')
     export_s = time.perf_counter() - t0
-    with _quiet_exporters(): ts = torch.jit.load(str(ts_path), map_location='cpu')
+    with quiet_exporters(): ts = torch.jit.load(str(ts_path), map_location='cpu')
     opts = ort.SessionOptions(); opts.intra_op_num_threads = torch.get_num_threads()
     sess = ort.InferenceSession(str(onnx_path), opts, providers=['CPUExecutionProvider'])
     def torchscript(x):

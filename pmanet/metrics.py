@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['QueryRanks', 'rank_queries', 'evaluate_rank', 'vehicleid_split', 'evaluate_vehicleid']
+__all__ = ['as_numpy', 'QueryRanks', 'rank_queries', 'evaluate_rank', 'take_rows', 'vehicleid_split', 'evaluate_vehicleid']
 
-# %% ../nbs/30_metrics.ipynb #23ea5eae
-def _as_numpy(x) -> np.ndarray:
+# %% ../nbs/30_metrics.ipynb #367a1e8c
+def as_numpy(x) -> np.ndarray:
     "A NumPy view of an array-like or (any-device) tensor."
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
@@ -85,7 +85,7 @@ class QueryRanks:
         first = self.first[self.valid]
         return (np.bincount(first[first < max_rank], minlength=max_rank).cumsum() / len(first)).astype(np.float32)
 
-# %% ../nbs/30_metrics.ipynb #26f9306f
+# %% ../nbs/30_metrics.ipynb #f3712bb2
 def rank_queries(distmat, # (Q, G) distances, NumPy array or tensor (smaller is closer)
                  q_pids, g_pids, # (Q,), (G,) identities
                  q_camids, g_camids, # (Q,), (G,) camera ids
@@ -94,9 +94,9 @@ def rank_queries(distmat, # (Q, G) distances, NumPy array or tensor (smaller is 
                  workers:int|None=None) -> QueryRanks: # threads; default torch.get_num_threads()
     "Rank the gallery for every query (junk removed) and return the per-query first-match rank, AP and INP."
     if ap_variant not in ('standard', 'trapezoid'): raise ValueError(f"ap_variant must be 'standard' or 'trapezoid', got {ap_variant!r}")
-    dist = _as_numpy(distmat)
+    dist = as_numpy(distmat)
     if dist.ndim != 2: raise ValueError(f"distmat must be a (num_query, num_gallery) matrix, got shape {dist.shape}")
-    q_pids, g_pids, q_camids, g_camids = (_as_numpy(a).ravel() for a in (q_pids, g_pids, q_camids, g_camids))
+    q_pids, g_pids, q_camids, g_camids = (as_numpy(a).ravel() for a in (q_pids, g_pids, q_camids, g_camids))
     nq, ng = dist.shape
     for name, a, n in (('q_pids', q_pids, nq), ('q_camids', q_camids, nq), ('g_pids', g_pids, ng), ('g_camids', g_camids, ng)):
         if len(a) != n: raise ValueError(f"{name} has {len(a)} entries but distmat has {n} {'rows' if n == nq else 'columns'}")
@@ -142,22 +142,22 @@ def evaluate_rank(distmat, # (Q, G) distances (smaller is closer)
         max_rank = r.num_gallery
     return r.cmc(max_rank), np.float64(np.mean(r.ap[r.valid])), np.float64(np.mean(r.inp[r.valid]))
 
-# %% ../nbs/30_metrics.ipynb #8533e4a2
-def _take(x, idx):
+# %% ../nbs/30_metrics.ipynb #0557eb4a
+def take_rows(x, idx):
     "Rows `idx` of an array, a tensor, or each entry of a dict of them."
-    if isinstance(x, dict): return {k: _take(v, idx) for k, v in x.items()}
+    if isinstance(x, dict): return {k: take_rows(v, idx) for k, v in x.items()}
     return x[torch.as_tensor(idx)] if isinstance(x, torch.Tensor) and not isinstance(idx, slice) else x[idx]
 
 def vehicleid_split(pids, # (N,) identities of one test list
                     seed:int, split:int): # the split's generator is np.random.default_rng([seed, split])
     "One VehicleID split: (query indices, gallery indices), one random gallery image per identity."
-    pids = _as_numpy(pids)
+    pids = as_numpy(pids)
     perm = np.random.default_rng([seed, split]).permutation(len(pids))
     _, first = np.unique(pids[perm], return_index=True)
     gallery = np.sort(perm[first])
     return np.setdiff1d(np.arange(len(pids)), gallery), gallery
 
-# %% ../nbs/30_metrics.ipynb #f7961a55
+# %% ../nbs/30_metrics.ipynb #7e203bc8
 def evaluate_vehicleid(feats, # (N, D) features of one test list: tensor, array, or dict of named embeddings
                        pids, # (N,) identities
                        distance, # callable(query_feats, gallery_feats) -> (Q, G) distances
@@ -165,12 +165,12 @@ def evaluate_vehicleid(feats, # (N, D) features of one test list: tensor, array,
                        seed:int=0, # base seed of the draws
                        ranks:tuple=(1, 5)) -> dict: # CMC ranks to report
     "VehicleID protocol: mean and std over seeded splits of CMC@k and MRR; per-split values and galleries too."
-    pids = _as_numpy(pids)
+    pids = as_numpy(pids)
     if len(np.unique(pids)) == len(pids): raise ValueError("every identity has a single image, so there are no queries; is this a VehicleID test list?")
     per_split, galleries = [], []
     for split in range(n_splits):
         q, g = vehicleid_split(pids, seed, split)
-        r = rank_queries(distance(_take(feats, q), _take(feats, g)), pids[q], pids[g], np.zeros(len(q)), np.ones(len(g)))
+        r = rank_queries(distance(take_rows(feats, q), take_rows(feats, g)), pids[q], pids[g], np.zeros(len(q)), np.ones(len(g)))
         per_split.append({**{f'CMC@{k}': float(np.mean(r.first < k)) for k in ranks}, 'MRR': float(np.mean(r.ap))})
         galleries.append(g)
     keys = list(per_split[0])

@@ -52,7 +52,8 @@ def train(run_dir):
 
     sampler = DistributedSampler(Toy(), num_replicas=ws, rank=r, shuffle=True, seed=0)
     loader = DataLoader(Toy(), batch_size=GLOBAL_BATCH // ws, sampler=sampler)
-    cfg = TrainConfig(epochs=EPOCHS, lr=1e-2, warmup_epochs=2, milestones=(2,), device='cpu', progress=False, plot=False)
+    cfg = TrainConfig(epochs=EPOCHS, lr=1e-2, warmup_epochs=2, milestones=(2,), device='cpu', progress=False, plot=False,
+                      amp='off')   # fp32 on every rank: the ranks' results are compared with one process's
     Trainer(model, criterion, loader, run_dir, cfg, forward=forward).fit()
     check_identical()                         # after the last step
     if r == 0: (Path(run_dir)/'checks.json').write_text(json.dumps({'checks': checks, 'world_size': ws}))
@@ -70,7 +71,8 @@ def _finish(proc):
 
 
 def test_two_cpu_processes_match_one(tmp_path):
-    from pmanet.train import read_checkpoint, read_metrics
+    from pmanet.checkpoint import read_checkpoint
+    from pmanet.train import read_metrics
     ddp, single = tmp_path/'ddp', tmp_path/'single'
     torchrun = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2']
     p_ddp, p_single = _run([*torchrun, __file__, str(ddp)]), _run([sys.executable, __file__, str(single)])
