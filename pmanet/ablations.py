@@ -16,43 +16,77 @@ from .recipes import cli_command, eval_metrics, run_command
 # %% auto #0
 __all__ = ['ABLATION_ROWS', 'ablation_runs', 'ablation_steps', 'run_on_gpus', 'ablation_results']
 
-# %% ../nbs/92_ablations.ipynb #4ac10abc
-ABLATION_ROWS = {  # paper table -> row label (as in PAPER_RESULTS) -> run: a key of pmanet.pmnet.ABLATIONS, or 'bot' (BoT baseline)
-    'III': {'Exp-1': 'bot', 'Exp-2': 'exp2_plain_no_attention', 'Exp-3': 'exp3_no_attention', 'Exp-4': 'exp4_uniform_parts',
-            'Exp-5': 'exp5_no_global_head', 'Exp-6': 'exp6_plain_branches', 'Exp-7': 'pmanet'},
-    'IV': {'PANet+SE-Net': 'se_attention', 'PANet+Residual Attention Module': 'residual_attention', 'PMANet': 'pmanet'},
-    'V': {'w/o parameter sharing': 'no_sharing', 'w/o L_PT': 'no_pt_loss', 'w/o parameter sharing & L_PT': 'no_sharing_no_pt_loss',
-          'PMANet': 'pmanet'},
-    'VI': {'w/o classification tasks': 'no_classification_tasks', 'w/o part transfer task': 'no_part_transfer_task',
-           'w/o feature summation': 'no_feature_sum', 'w/o feature concatenation': 'no_feature_concat', 'PMANet': 'pmanet'},
-    'VII': {'w/o HUL (WR:1:1:1:1:1)': 'wr_11111', 'w/o HUL (WR:2:1:1:1:1)': 'wr_21111', 'w/o HUL (WR:4:1:1:1:1)': 'wr_41111',
-            'Add HUL from Epoch30': 'hul_from_epoch30', 'PMANet': 'pmanet'},
+# %% ../nbs/92_ablations.ipynb #d4692d9d
+# paper table -> row label (as in PAPER_RESULTS) -> run:
+# a key of pmanet.pmnet.ABLATIONS, or 'bot' (BoT baseline)
+ABLATION_ROWS = {
+    'III': {
+        'Exp-1': 'bot',
+        'Exp-2': 'exp2_plain_no_attention',
+        'Exp-3': 'exp3_no_attention',
+        'Exp-4': 'exp4_uniform_parts',
+        'Exp-5': 'exp5_no_global_head',
+        'Exp-6': 'exp6_plain_branches',
+        'Exp-7': 'pmanet',
+    },
+    'IV': {
+        'PANet+SE-Net': 'se_attention',
+        'PANet+Residual Attention Module': 'residual_attention',
+        'PMANet': 'pmanet',
+    },
+    'V': {
+        'w/o parameter sharing': 'no_sharing',
+        'w/o L_PT': 'no_pt_loss',
+        'w/o parameter sharing & L_PT': 'no_sharing_no_pt_loss',
+        'PMANet': 'pmanet',
+    },
+    'VI': {
+        'w/o classification tasks': 'no_classification_tasks',
+        'w/o part transfer task': 'no_part_transfer_task',
+        'w/o feature summation': 'no_feature_sum',
+        'w/o feature concatenation': 'no_feature_concat',
+        'PMANet': 'pmanet',
+    },
+    'VII': {
+        'w/o HUL (WR:1:1:1:1:1)': 'wr_11111',
+        'w/o HUL (WR:2:1:1:1:1)': 'wr_21111',
+        'w/o HUL (WR:4:1:1:1:1)': 'wr_41111',
+        'Add HUL from Epoch30': 'hul_from_epoch30',
+        'PMANet': 'pmanet',
+    },
 }
 
 def ablation_runs(tables:tuple=tuple(ABLATION_ROWS)) -> list: # paper tables, keys of ABLATION_ROWS
     "The distinct runs behind the rows of `tables`, in order of first use."
-    if unknown := [t for t in tables if t not in ABLATION_ROWS]: raise KeyError(f"no ablation table {unknown}; the tables are {', '.join(ABLATION_ROWS)}")
+    if unknown := [t for t in tables if t not in ABLATION_ROWS]:
+        raise KeyError(f"no ablation table {unknown}; the tables are {', '.join(ABLATION_ROWS)}")
     return list(dict.fromkeys(run for t in tables for run in ABLATION_ROWS[t].values()))
 
-# %% ../nbs/92_ablations.ipynb #d86b85b9
+# %% ../nbs/92_ablations.ipynb #4b8183ef
 def ablation_steps(run:str, # 'bot' or a key of pmanet.pmnet.ABLATIONS
                    root, # VeRi776 folder
                    parts, # part store of the VeRi776 recipe (from `pmanet parts`)
                    work, # folder of the ablation runs
-                   epochs:int=120, # SPEC section 8
+                   epochs:int=120, # BoT's schedule length
                    workers:int=8) -> dict: # DataLoader workers
     "The `train` and `eval` shell lines of one ablation run (in WORK/RUN; scores in WORK/RUN/eval.json)."
-    if run != 'bot' and run not in ABLATIONS: raise KeyError(f"unknown run {run!r}; use 'bot' or one of {', '.join(ABLATIONS)}")
+    if run != 'bot' and run not in ABLATIONS: raise KeyError(f"unknown run {run!r}; use 'bot' or one of "
+                                                             f"{', '.join(ABLATIONS)}")
     d, bot = Path(work)/run, run == 'bot'
-    train = cli_command('train', root, 'none' if bot else parts, d, model='bot' if bot else None, ablation=None if bot else run,
+    train = cli_command('train', root, 'none' if bot else parts, d, model='bot' if bot else None,
+                        ablation=None if bot else run,
                         epochs=epochs, workers=workers, quiet=True, resume=True)
-    return {'train': train, 'eval': cli_command('eval', d/'last.pt', root, parts=None if bot else parts, out=d/'eval.json', workers=workers)}
+    return {'train': train,
+            'eval': cli_command('eval', d/'last.pt', root, parts=None if bot else parts, out=d/'eval.json',
+                                workers=workers)}
 
-# %% ../nbs/92_ablations.ipynb #4f1cc9b8
+# %% ../nbs/92_ablations.ipynb #97dfd4c4
 def run_on_gpus(jobs:list, # (shell line, log file) pairs
                 gpus:list) -> list: # GPU indices; each runs one job at a time
-    "Run shell jobs concurrently, one per GPU at a time (CUDA_VISIBLE_DEVICES); their exit codes, in job order."
-    if not gpus: raise ValueError("no GPUs to run on: pass their indices, e.g. range(torch.cuda.device_count())")
+    """Run shell jobs concurrently, one per GPU at a time (CUDA_VISIBLE_DEVICES); their exit codes, in job
+    order."""
+    if not gpus: raise ValueError("no GPUs to run on: pass their indices, e.g. "
+                                  "range(torch.cuda.device_count())")
     free = queue.Queue()
     for g in gpus: free.put(str(g))
     def one(job):
@@ -61,9 +95,13 @@ def run_on_gpus(jobs:list, # (shell line, log file) pairs
         finally: free.put(gpu)
     with ThreadPoolExecutor(len(gpus)) as ex: return list(ex.map(one, jobs))
 
-# %% ../nbs/92_ablations.ipynb #05a4e7ea
+# %% ../nbs/92_ablations.ipynb #ed06410f
 def ablation_results(work, # folder of the ablation runs
                      tables:tuple=tuple(ABLATION_ROWS)) -> dict: # paper tables
     "{table: {row: metrics}} from WORK/RUN/eval.json of every finished run."
-    done = {run: eval_metrics(Path(work)/run/'eval.json') for run in ablation_runs(tables) if (Path(work)/run/'eval.json').exists()}
+    done = {
+        run: eval_metrics(Path(work) / run / 'eval.json')
+        for run in ablation_runs(tables)
+        if (Path(work) / run / 'eval.json').exists()
+    }
     return {t: {row: done[run] for row, run in ABLATION_ROWS[t].items() if run in done} for t in tables}

@@ -14,29 +14,33 @@ import torchvision
 # %% auto #0
 __all__ = ['ATTENTION_KINDS', 'MultiScaleAttention', 'SqueezeExcitation', 'ResidualAttention', 'make_attention']
 
-# %% ../nbs/20_attention.ipynb #802f8c01
+# %% ../nbs/20_attention.ipynb #f880472b
 def _conv_bn_relu(cin:int, cout:int, kernel:int=3, dilation:int=1) -> nn.Sequential:
     "Conv (same padding, no bias) + BatchNorm + ReLU."
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation, bias=False),
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation,
+                                   bias=False),
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
-# %% ../nbs/20_attention.ipynb #222c7257
+# %% ../nbs/20_attention.ipynb #bb3c8426
 class MultiScaleAttention(nn.Module):
     "Multi-scale Attention Module (MAM, paper eq. 2): mask_SA * mask_CA * f + f."
     def __init__(self, channels:int, # C, divisible by 4
                  reduction:int=16, # channel-MLP reduction ratio (C -> C/reduction -> C)
                  dilations:tuple=(1, 2, 3)): # dilation ratios of the multi-scale convolutions
         super().__init__()
-        if channels % 4: raise ValueError(f"MultiScaleAttention needs channels divisible by 4, got {channels}")
+        if channels % 4:
+            raise ValueError(f"MultiScaleAttention needs channels divisible by 4, got {channels}")
         q = channels // 4
         self.dilated = nn.ModuleList(_conv_bn_relu(channels, q, 3, d) for d in dilations)
-        self.spatial = nn.Sequential(_conv_bn_relu(q * len(dilations), q), _conv_bn_relu(q, q), nn.Conv2d(q, 1, 1))
+        self.spatial = nn.Sequential(_conv_bn_relu(q * len(dilations), q), _conv_bn_relu(q, q),
+                                     nn.Conv2d(q, 1, 1))
         hidden = max(1, channels // reduction)
         self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.ReLU(inplace=True),
                                  nn.Conv2d(hidden, channels, 1, bias=False))
 
     def spatial_mask(self, f): return torch.sigmoid(self.spatial(torch.cat([c(f) for c in self.dilated], 1)))
-    def channel_mask(self, f): return torch.sigmoid(self.mlp(F.adaptive_avg_pool2d(f, 1)) + self.mlp(F.adaptive_max_pool2d(f, 1)))
+    def channel_mask(self, f):
+        return torch.sigmoid(self.mlp(F.adaptive_avg_pool2d(f, 1)) + self.mlp(F.adaptive_max_pool2d(f, 1)))
     def mask(self, f): return self.spatial_mask(f) * self.channel_mask(f)
 
     def forward(self, f): # (B, C, H, W)
@@ -52,18 +56,21 @@ class SqueezeExcitation(torchvision.ops.SqueezeExcitation):
 
     def mask(self, x): return self._scale(x)  # (B, C, 1, 1) channel weights in (0, 1)
 
-# %% ../nbs/20_attention.ipynb #d4113270
+# %% ../nbs/20_attention.ipynb #fce0810e
 class _PreActBottleneck(nn.Module):
     "Pre-activation bottleneck residual unit (He et al. 2016), the building block of residual attention."
     def __init__(self, channels:int):
         super().__init__()
         q = channels // 4
-        self.body = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, q, 1, bias=False),
-                                  nn.BatchNorm2d(q), nn.ReLU(inplace=True), nn.Conv2d(q, q, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(q), nn.ReLU(inplace=True), nn.Conv2d(q, channels, 1, bias=False))
+        self.body = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+                                  nn.Conv2d(channels, q, 1, bias=False),
+                                  nn.BatchNorm2d(q), nn.ReLU(inplace=True), nn.Conv2d(q, q, 3, padding=1,
+                                                                                      bias=False),
+                                  nn.BatchNorm2d(q), nn.ReLU(inplace=True), nn.Conv2d(q, channels, 1,
+                                                                                      bias=False))
     def forward(self, x): return x + self.body(x)
 
-# %% ../nbs/20_attention.ipynb #c59d6902
+# %% ../nbs/20_attention.ipynb #ca492c61
 class ResidualAttention(nn.Module):
     "Residual attention module (Wang et al. 2017, as used in TAMR): (1 + M(x)) * T(x), one down/up level."
     def __init__(self, channels:int): # C, divisible by 4
@@ -71,20 +78,28 @@ class ResidualAttention(nn.Module):
         if channels % 4: raise ValueError(f"ResidualAttention needs channels divisible by 4, got {channels}")
         self.trunk = _PreActBottleneck(channels)
         self.mask_unit = _PreActBottleneck(channels)
-        self.mask_head = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 1, bias=False),
-                                       nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 1))
+        self.mask_head = nn.Sequential(
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 1),
+        )
 
     def mask(self, x): # (B, C, H, W)
         "The soft mask M(x) in (0, 1), same shape as x."
         m = self.mask_unit(F.max_pool2d(x, 3, stride=2, padding=1))
-        return torch.sigmoid(self.mask_head(F.interpolate(m, size=x.shape[-2:], mode='bilinear', align_corners=False)))
+        return torch.sigmoid(self.mask_head(F.interpolate(m, size=x.shape[-2:], mode='bilinear',
+                                                          align_corners=False)))
 
     def forward(self, x): # (B, C, H, W)
         "(1 + M(x)) * T(x), same shape as x."
         return (1 + self.mask(x)) * self.trunk(x)
 
-# %% ../nbs/20_attention.ipynb #1fe0a0e3
-ATTENTION_KINDS = ('mam', 'se', 'residual', 'none')  # the attention modules PMNet can use (Table IV, Table III)
+# %% ../nbs/20_attention.ipynb #68c19930
+ATTENTION_KINDS = ('mam', 'se', 'residual',
+                   'none')  # the attention modules PMNet can use (Table IV, Table III)
 
 def make_attention(kind:str, # 'mam', 'se', 'residual' or 'none'
                    channels:int, # channels of the map it refines

@@ -20,9 +20,10 @@ __all__ = ['CHECKPOINT_FORMAT', 'INFERENCE_FORMAT', 'MODEL_MODULES', 'Checkpoint
            'read_checkpoint', 'load_weights', 'config_differences', 'register_model', 'model_class', 'model_spec',
            'complete_spec', 'build_model', 'save_inference_checkpoint', 'LoadedModel', 'load_model']
 
-# %% ../nbs/02_checkpoint.ipynb #85b27027
+# %% ../nbs/02_checkpoint.ipynb #052ccbd4
 CHECKPOINT_FORMAT = 'pmanet.train/1'      # format tag of the training engine's checkpoints
-INFERENCE_FORMAT = 'pmanet.inference/1'   # format tag of the slim checkpoints `save_inference_checkpoint` writes
+# format tag of the slim checkpoints `save_inference_checkpoint` writes
+INFERENCE_FORMAT = 'pmanet.inference/1'
 
 class CheckpointError(PmanetError, RuntimeError):
     "A checkpoint that cannot be read, or that does not fit the model or config it is loaded into."
@@ -51,17 +52,20 @@ def check_fits(saved:dict, # `describe_module` of what the checkpoint holds
                           f"{current['class']}): " + '; '.join(parts)
                           + f'. Build the {what} with the config the checkpoint was trained with.')
 
-# %% ../nbs/02_checkpoint.ipynb #27ed4c5d
+# %% ../nbs/02_checkpoint.ipynb #75124d83
 def read_checkpoint(path) -> dict: # a file written by `Trainer.save_checkpoint` or `torch.save(state_dict)`
-    "Load a checkpoint on the CPU with `torch.load(weights_only=True)`, with clear errors for missing or foreign files."
+    """Load a checkpoint on the CPU with `torch.load(weights_only=True)`, with clear errors for missing or
+    foreign files."""
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"checkpoint not found: {path}")
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
         lines = str(e).splitlines() or [type(e).__name__]
         detail = next((l.strip() for l in lines if 'Unpickler error' in l), lines[0])
-        raise CheckpointError(f"cannot load checkpoint {path} with torch.load(weights_only=True) (truncated, or not "
-                              f"written by pmanet/torch.save of tensors?): {detail}") from e
+        raise CheckpointError(
+            f"cannot load checkpoint {path} with torch.load(weights_only=True) (truncated, or not "
+            f"written by pmanet/torch.save of tensors?): {detail}"
+        ) from e
 
 def load_weights(model:nn.Module, # the network to fill
                  path) -> nn.Module: # a training checkpoint or a bare state_dict file
@@ -70,7 +74,9 @@ def load_weights(model:nn.Module, # the network to fill
     is_train = isinstance(ckpt, dict) and ckpt.get('format') == CHECKPOINT_FORMAT
     sd = ckpt['model'] if is_train else ckpt
     if not (isinstance(sd, dict) and all(torch.is_tensor(v) for v in sd.values())):
-        raise CheckpointError(f"{path} is neither a pmanet training checkpoint nor a state_dict (a dict of tensors)")
+        raise CheckpointError(
+            f"{path} is neither a pmanet training checkpoint nor a state_dict (a dict of tensors)"
+        )
     shapes = {k: list(v.shape) for k, v in sd.items()}
     saved = ckpt['arch']['model'] if is_train else {'class': '(a state_dict)', 'shapes': shapes}
     check_fits(saved, describe_module(model), 'model', path)
@@ -86,7 +92,7 @@ def config_differences(saved:dict, # the config a checkpoint records (`Config.to
     return [f"{k}: {saved.get(k, '(absent)')!r} in checkpoint vs {current.get(k, '(absent)')!r} now"
             for k in names if saved.get(k) != current.get(k)]
 
-# %% ../nbs/02_checkpoint.ipynb #5d36e4af
+# %% ../nbs/02_checkpoint.ipynb #ee7c24db
 MODEL_MODULES = {'bot': 'pmanet.backbone', 'panet': 'pmanet.panet', 'pmnet': 'pmanet.pmnet'}  # kind -> module
 _MODELS = {}
 
@@ -101,15 +107,17 @@ def model_class(kind:str):
     "The class registered for `kind`, importing the module that defines it when needed."
     if kind not in _MODELS and kind in MODEL_MODULES: importlib.import_module(MODEL_MODULES[kind])
     if kind not in _MODELS:
-        raise CheckpointError(f"unknown model kind {kind!r}; known kinds: {', '.join(sorted({*_MODELS, *MODEL_MODULES}))}")
+        raise CheckpointError(f"unknown model kind {kind!r}; known kinds: "
+                              f"{', '.join(sorted({*_MODELS, *MODEL_MODULES}))}")
     return _MODELS[kind]
 
-# %% ../nbs/02_checkpoint.ipynb #279afdf5
+# %% ../nbs/02_checkpoint.ipynb #33c037f0
 def model_spec(model:nn.Module, # a registered model (DDP-wrapped is fine)
                image_size:tuple|None=None, # (H, W) it was trained at; default the config's, else 256 x 256
                mean:tuple=IMAGENET_MEAN, # input normalisation it was trained with
                std:tuple=IMAGENET_STD) -> dict:
-    "The JSON-able recipe that rebuilds `model` from a checkpoint: kind, config, num_classes, image_size, mean, std."
+    """The JSON-able recipe that rebuilds `model` from a checkpoint: kind, config, num_classes, image_size,
+    mean, std."""
     model = getattr(model, 'module', model)
     kind = getattr(type(model), 'kind', None)
     if _MODELS.get(kind) is not type(model):
@@ -120,7 +128,8 @@ def model_spec(model:nn.Module, # a registered model (DDP-wrapped is fine)
 
 def complete_spec(spec:dict) -> dict: # a model spec, possibly without image_size, mean and std
     "`spec` checked (kind, config, num_classes present) with image_size, mean and std filled in, JSON-able."
-    if not isinstance(spec, dict): raise ConfigError(f"a model_spec must be a dict, got {type(spec).__name__}")
+    if not isinstance(spec, dict):
+        raise ConfigError(f"a model_spec must be a dict, got {type(spec).__name__}")
     if missing := [k for k in ('kind', 'config', 'num_classes') if k not in spec]:
         raise ConfigError(f"the model_spec lacks {', '.join(missing)}: it needs kind, config and num_classes")
     size = spec['config'].get('image_size', (256, 256))
@@ -131,12 +140,14 @@ def build_model(spec:dict) -> nn.Module: # a model spec
     spec = complete_spec(spec)
     return model_class(spec['kind']).from_spec(spec).eval()
 
-# %% ../nbs/02_checkpoint.ipynb #26291d41
+# %% ../nbs/02_checkpoint.ipynb #c08492d0
 def save_inference_checkpoint(path, # the file to write (atomically)
                               model:nn.Module, # the trained, registered model
-                              criterion:nn.Module|None=None, # its training criterion (PMNet's: the fusion weights)
+                              # its training criterion (PMNet's: the fusion weights)
+                              criterion:nn.Module|None=None,
                               spec:dict|None=None) -> Path: # default `model_spec(model)`
-    "Write a slim checkpoint for inference: model spec, architecture, weights and (optionally) the criterion's state."
+    """Write a slim checkpoint for inference: model spec, architecture, weights and (optionally) the
+    criterion's state."""
     spec, model = complete_spec(spec or model_spec(model)), getattr(model, 'module', model)
     state = {'format': INFERENCE_FORMAT, 'model_spec': spec, 'arch': {'model': describe_module(model)},
              'model': model.state_dict(), 'torch_version': str(torch.__version__)}
@@ -145,7 +156,7 @@ def save_inference_checkpoint(path, # the file to write (atomically)
     with atomic_write(path) as f: torch.save(state, f)
     return Path(path)
 
-# %% ../nbs/02_checkpoint.ipynb #e8ff290c
+# %% ../nbs/02_checkpoint.ipynb #4a18a08e
 class LoadedModel(NamedTuple):
     "A model rebuilt from a checkpoint: the network (eval mode), its completed spec and its fusion lambdas."
     model: nn.Module
@@ -153,37 +164,52 @@ class LoadedModel(NamedTuple):
     lambdas: dict # name -> lambda of every embedding the model can return (with masks, for PMNet)
 
 def _check_expected(spec:dict, expected_config, expected_kind, path):
-    "Raise `CheckpointError` when the checkpoint's kind or config is not the expected one, naming the differences."
+    """Raise `CheckpointError` when the checkpoint's kind or config is not the expected one, naming the
+    differences."""
     if expected_kind is None and isinstance(expected_config, Config):
-        expected_kind = next((k for k, c in _MODELS.items() if getattr(c, 'config_class', None) is type(expected_config)), None)
+        expected_kind = next(
+            (k for k, c in _MODELS.items() if getattr(c, 'config_class', None) is type(expected_config)), None
+        )
     if expected_kind is not None and spec['kind'] != expected_kind:
-        raise CheckpointError(f"checkpoint {path} holds a {spec['kind']!r} model, but a {expected_kind!r} model was expected")
+        raise CheckpointError(f"checkpoint {path} holds a {spec['kind']!r} model, but a {expected_kind!r} "
+                              "model was expected")
     if expected_config is None: return
-    exp = expected_config.to_dict() if isinstance(expected_config, Config) else json.loads(json.dumps(dict(expected_config)))
+    exp = (
+        expected_config.to_dict()
+        if isinstance(expected_config, Config)
+        else json.loads(json.dumps(dict(expected_config)))
+    )
     exp.pop('weights', None)
     if diff := config_differences({k: spec['config'].get(k, '(absent)') for k in exp}, exp):
-        raise CheckpointError(f"checkpoint {path} was trained with another config than expected: {'; '.join(diff)}. "
-                              "Load it with the config it was trained with (or without expected_config), or use the "
-                              "checkpoint you meant")
+        raise CheckpointError(
+            f"checkpoint {path} was trained with another config than expected: "
+            f"{'; '.join(diff)}. "
+            "Load it with the config it was trained with (or without expected_config), or use the "
+            "checkpoint you meant"
+        )
 
 def _lambdas(cls, spec:dict, ckpt:dict) -> dict:
     "The model's fusion lambdas: its class's `fusion_lambdas` from the checkpoint, else 1 per embedding."
     own = getattr(cls, 'fusion_lambdas', None)
     return own(spec, ckpt) if own is not None else dict.fromkeys(cls.embedding_names(spec, masks=True), 1.0)
 
-# %% ../nbs/02_checkpoint.ipynb #de3b8ad3
+# %% ../nbs/02_checkpoint.ipynb #b6ba7ee6
 def load_model(checkpoint, # a training checkpoint with a model spec, or a `save_inference_checkpoint` file
                expected_config:Config|dict|None=None, # refuse a checkpoint trained with another config
-               expected_kind:str|None=None) -> LoadedModel: # refuse a checkpoint of another kind, e.g. 'pmnet'
+               expected_kind:str|None=None) -> LoadedModel: # refuse another kind, e.g. 'pmnet'
     "Rebuild the model of a checkpoint from its model spec and load its weights (weights only, checked)."
     ckpt = read_checkpoint(checkpoint)
     if not (isinstance(ckpt, dict) and ckpt.get('format') in (CHECKPOINT_FORMAT, INFERENCE_FORMAT)):
-        raise CheckpointError(f"{checkpoint} is not a pmanet checkpoint (a bare state_dict, or another program's "
-                              "file); train the model with pmanet, or write one with save_inference_checkpoint")
+        raise CheckpointError(
+            f"{checkpoint} is not a pmanet checkpoint (a bare state_dict, or another program's "
+            "file); train the model with pmanet, or write one with save_inference_checkpoint"
+        )
     if not ckpt.get('model_spec'):
-        raise CheckpointError(f"checkpoint {checkpoint} has no model_spec, so the model it holds cannot be rebuilt: "
-                              "train with Trainer(..., model_spec=model_spec(model)), or rewrite it with "
-                              "save_inference_checkpoint(path, model, criterion)")
+        raise CheckpointError(
+            f"checkpoint {checkpoint} has no model_spec, so the model it holds cannot be rebuilt: "
+            "train with Trainer(..., model_spec=model_spec(model)), or rewrite it with "
+            "save_inference_checkpoint(path, model, criterion)"
+        )
     try: spec = complete_spec(ckpt['model_spec'])
     except ConfigError as e: raise CheckpointError(f"checkpoint {checkpoint}: {e}") from None
     cls = model_class(spec['kind'])

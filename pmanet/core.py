@@ -40,14 +40,14 @@ def set_seed(seed:int, # the one integer every generator is seeded from
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
 
-# %% ../nbs/00_core.ipynb #5a118f3f
-def seed_worker(worker_id:int): # index of the DataLoader worker (unused: torch already folds it into the seed)
+# %% ../nbs/00_core.ipynb #63307985
+def seed_worker(worker_id:int): # DataLoader worker index (unused: torch folds it into the seed)
     "`worker_init_fn` for DataLoaders: seed NumPy and `random` from the worker's torch seed."
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
 
-# %% ../nbs/00_core.ipynb #1907c6b0
+# %% ../nbs/00_core.ipynb #da624fc6
 class ConfigError(PmanetError, ValueError):
     "A configuration file or dict that does not match its config dataclass."
 
@@ -56,13 +56,14 @@ def _field_types(cls): return typing.get_type_hints(cls)
 def _coerce(tp, v, default=None):
     "Convert a value read from YAML/JSON to the field's declared type where it is unambiguous."
     origin = typing.get_origin(tp)
-    if isinstance(tp, type) and issubclass(tp, Config) and isinstance(v, dict):   # updates the field's default
+    # updates the field's default
+    if isinstance(tp, type) and issubclass(tp, Config) and isinstance(v, dict):
         return tp.from_dict({**default.to_dict(), **v} if isinstance(default, tp) else v)
     if (tp is tuple or origin is tuple) and isinstance(v, list): return tuple(v)
     if tp is float and isinstance(v, int) and not isinstance(v, bool): return float(v)
     return v
 
-# %% ../nbs/00_core.ipynb #4384188c
+# %% ../nbs/00_core.ipynb #aea186ca
 class Config:
     "Mixin for config dataclasses: dict/YAML/JSON round-trip that rejects unknown keys."
     def to_dict(self) -> dict:
@@ -77,9 +78,12 @@ class Config:
         if unknown:
             close = lambda k: difflib.get_close_matches(k, names, 1)
             hints = [f"{k!r}" + (f" (did you mean {close(k)[0]!r}?)" if close(k) else '') for k in unknown]
-            raise ConfigError(f"{cls.__name__} has no field {', '.join(hints)}; its fields are: {', '.join(names)}")
+            raise ConfigError(f"{cls.__name__} has no field {', '.join(hints)}; its fields are: "
+                              f"{', '.join(names)}")
         types, factories = _field_types(cls), {f.name: f.default_factory for f in dataclasses.fields(cls)}
-        nested = lambda k: factories[k]() if factories[k] is not dataclasses.MISSING and isinstance(d[k], dict) else None
+        nested = lambda k: (
+            factories[k]() if factories[k] is not dataclasses.MISSING and isinstance(d[k], dict) else None
+        )
         return cls(**{k: _coerce(types[k], v, nested(k)) for k, v in d.items()})
 
     def save(self, path) -> Path:
@@ -96,9 +100,11 @@ class Config:
         path = Path(path)
         if not path.exists(): raise FileNotFoundError(f"config file not found: {path}")
         try: d = json.loads(path.read_text()) if path.suffix == '.json' else yaml.safe_load(path.read_text())
-        except (json.JSONDecodeError, yaml.YAMLError) as e: raise ConfigError(f"cannot parse config file {path}: {e}") from e
+        except (json.JSONDecodeError, yaml.YAMLError) as e: raise ConfigError("cannot parse config file "
+                                                                              f"{path}: {e}") from e
         if not isinstance(d, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of field: value, got {type(d).__name__}")
+            raise ConfigError(f"config file {path} must hold a mapping of field: value, got "
+                              f"{type(d).__name__}")
         return cls.from_dict(d)
 
     def replace(self, **changes):
@@ -122,8 +128,9 @@ def atomic_write(path, # the file to (re)write
         Path(tmp).unlink(missing_ok=True)
         raise
 
-# %% ../nbs/00_core.ipynb #26809d1d
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # the networks' input normalisation
+# %% ../nbs/00_core.ipynb #c23ed8b5
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224,
+                                                      0.225)  # the networks' input normalisation
 
 class ImageReadError(PmanetError, OSError):
     "An image file that exists but cannot be decoded."
@@ -131,21 +138,25 @@ class ImageReadError(PmanetError, OSError):
 def read_image(path) -> np.ndarray: # path of a JPEG/PNG/BMP/... file
     "Read an image file as an RGB uint8 array (H x W x 3), naming the file when it is missing or corrupt."
     path = Path(path)
-    try: data = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError: raise FileNotFoundError(f"image not found: {path}") from None
-    except IsADirectoryError: raise ImageReadError(f"expected an image file, found a directory: {path}") from None
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image not found: {path}") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"expected an image file, found a directory: {path}") from None
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None: raise ImageReadError(f"cannot decode image (corrupt, empty or not an image): {path}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
-# %% ../nbs/00_core.ipynb #89ed012c
+# %% ../nbs/00_core.ipynb #0d318f79
 def write_image(path, # destination; the suffix picks the format (.png, .jpg, ...)
                 img:np.ndarray, # RGB uint8 array, H x W x 3
                 quality:int=95) -> Path: # JPEG quality
     "Write an RGB uint8 array as an image file, atomically; the counterpart of `read_image`."
     path = Path(path)
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix.lower() in ('.jpg', '.jpeg') else []
-    try: ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR), params)
+    try: ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR),
+                                params)
     except cv2.error: ok = False
     if not ok: raise ValueError(f"cannot write {path}: use a suffix OpenCV encodes, such as .png or .jpg")
     with atomic_write(path) as f: f.write(buf.tobytes())

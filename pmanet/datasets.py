@@ -22,9 +22,10 @@ __all__ = ['IMAGE_EXTS', 'VERI776_LAYOUT', 'VERI776_NAME', 'VEHICLEID_LAYOUT', '
            'DatasetError', 'ReidDataset', 'check_images', 'read_veri776', 'write_image_file', 'write_veri776_tree',
            'read_vehicleid', 'images_under', 'read_folder', 'read_dataset']
 
-# %% ../nbs/03_datasets.ipynb #d023e81b
+# %% ../nbs/03_datasets.ipynb #805f7427
 class ImageRecord(NamedTuple):
-    "One image: absolute `path`, identity `pid`, camera `camid`, and `key` (path relative to the dataset root, POSIX)."
+    """One image: absolute `path`, identity `pid`, camera `camid`, and `key` (path relative to the dataset
+    root, POSIX)."""
     path: Path
     pid: int
     camid: int
@@ -33,7 +34,7 @@ class ImageRecord(NamedTuple):
 class DatasetError(PmanetError, ValueError):
     "A dataset on disk that does not have the expected layout or content."
 
-# %% ../nbs/03_datasets.ipynb #53c29174
+# %% ../nbs/03_datasets.ipynb #ca3fe012
 @dataclass(repr=False)
 class ReidDataset:
     "The train/query/gallery splits of a Re-ID dataset, training ids relabelled 0..N-1."
@@ -47,10 +48,15 @@ class ReidDataset:
     has_cameras: bool = True            # False: camid is a per-image index, not a camera
 
     def __post_init__(self):
-        if self.protocol not in ('query-gallery', 'vehicleid'): raise ValueError(f"unknown protocol {self.protocol!r}; use 'query-gallery' or 'vehicleid'")
+        if self.protocol not in ('query-gallery', 'vehicleid'):
+            raise ValueError(f"unknown protocol {self.protocol!r}; use 'query-gallery' or 'vehicleid'")
         needed = ('train', 'gallery') + (('query',) if self.protocol == 'query-gallery' else ())
         for s in needed:
-            if not getattr(self, s): raise DatasetError(f"{self.name} at {self.root}: split {s!r} is empty; a dataset that trains or tests on nothing is refused")
+            if not getattr(self, s):
+                raise DatasetError(
+                    f"{self.name} at {self.root}: split {s!r} is empty; "
+                    "a dataset that trains or tests on nothing is refused"
+                )
 
     @property
     def num_train_pids(self) -> int: return len(self.train_pids)
@@ -61,7 +67,11 @@ class ReidDataset:
 
     def summary(self) -> str:
         "The torchreid-style table: subset | # ids | # images | # cameras."
-        rows = [('train', self.train)] + ([('query', self.query), ('gallery', self.gallery)] if self.protocol == 'query-gallery' else [('test', self.gallery)])
+        rows = [('train', self.train)] + (
+            [('query', self.query), ('gallery', self.gallery)]
+            if self.protocol == 'query-gallery'
+            else [('test', self.gallery)]
+        )
         line = '  ' + '-' * 40
         out = [f"=> {self.name}", line, '  subset   | # ids | # images | # cameras', line]
         for n, recs in rows:
@@ -77,36 +87,45 @@ def _relabel(records:list) -> tuple[list, list]:
     label = {p: i for i, p in enumerate(pids)}
     return [r._replace(pid=label[r.pid]) for r in records], pids
 
-# %% ../nbs/03_datasets.ipynb #0ce688ce
+# %% ../nbs/03_datasets.ipynb #4e27ae81
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
 def _found(root:Path, n:int=12) -> str:
     "What is actually at `root` (for error messages)."
-    if not root.is_dir(): return f"{root} does not exist" if not root.exists() else f"{root} is a file, not a folder"
+    if not root.is_dir():
+        return f"{root} does not exist" if not root.exists() else f"{root} is a file, not a folder"
     items = sorted(p.name + ('/' if p.is_dir() else '') for p in root.iterdir())
-    return f"found in {root}: " + (', '.join(items[:n]) + (f', ... ({len(items)} entries)' if len(items) > n else '') if items else '(nothing)')
+    return f"found in {root}: " + (
+        ', '.join(items[:n]) + (f', ... ({len(items)} entries)' if len(items) > n else '')
+        if items
+        else '(nothing)'
+    )
 
 def _require(path:Path, what:str, root:Path, layout:str) -> Path:
     "`path` if it exists, else a `DatasetError` naming it with the expected layout and what `root` holds."
-    if not path.exists(): raise DatasetError(f"{what} not found: {path}\nexpected layout:\n{layout}\n{_found(root)}")
+    if not path.exists(): raise DatasetError(f"{what} not found: {path}\nexpected "
+                                             f"layout:\n{layout}\n{_found(root)}")
     return path
 
-def _examples(items:list, n:int=5) -> str: return ', '.join(map(str, items[:n])) + (', ...' if len(items) > n else '')
+def _examples(items: list, n: int = 5) -> str:
+    return ', '.join(map(str, items[:n])) + (', ...' if len(items) > n else '')
 
 def _require_images(folder:Path, names:list, source:Path):
     "Fail naming the images `source` lists that are not in `folder` (how many, and the first few)."
     present = set(os.listdir(folder))
     missing = [n for n in names if n not in present]
-    if missing: raise DatasetError(f"{len(missing)} of {len(names)} images listed in {source} are missing from {folder}: {_examples(missing)}")
+    if missing: raise DatasetError(f"{len(missing)} of {len(names)} images listed in {source} are missing "
+                                   f"from {folder}: {_examples(missing)}")
 
-# %% ../nbs/03_datasets.ipynb #c9da51b5
+# %% ../nbs/03_datasets.ipynb #626a0209
 def check_images(records:list, # ImageRecords to decode
                  num_threads:int|None=None): # default: the number of CPUs
     "Decode every image with `read_image`; raise one `DatasetError` listing all unreadable paths."
     def check(r):
         try: read_image(r.path)
         except (OSError, ImageReadError) as e: return f"  {r.path}: {e.__class__.__name__}"
-    with ThreadPoolExecutor(num_threads or os.cpu_count()) as ex: bad = [m for m in ex.map(check, records) if m]
+    with ThreadPoolExecutor(num_threads or os.cpu_count()) as ex:
+        bad = [m for m in ex.map(check, records) if m]
     if bad: raise DatasetError(f"{len(bad)} of {len(records)} images cannot be read:\n" + '\n'.join(bad))
 
 # %% ../nbs/03_datasets.ipynb #e89679c8
@@ -125,27 +144,33 @@ def _read_names(path:Path) -> list:
     if not names: raise DatasetError(f"{path} lists no images")
     return names
 
-# %% ../nbs/03_datasets.ipynb #f5457517
+# %% ../nbs/03_datasets.ipynb #1625c151
 def read_veri776(root, # the VeRi folder (holding image_train/, name_train.txt, ...)
                  verify_images:bool=False, # also decode every image (slow; reports all unreadable files)
                  verbose:bool=True) -> ReidDataset: # print the summary table
     "Read VeRi776 from its official layout: train (relabelled), query and gallery (`image_test`)."
     root = Path(root).expanduser().absolute()
     splits = {}
-    for split, folder, lst in (('train', 'image_train', 'name_train.txt'), ('query', 'image_query', 'name_query.txt'), ('gallery', 'image_test', 'name_test.txt')):
+    for split, folder, lst in (('train', 'image_train', 'name_train.txt'),
+                               ('query', 'image_query', 'name_query.txt'), ('gallery', 'image_test',
+                                                                            'name_test.txt')):
         d = _require(root/folder, 'image folder', root, VERI776_LAYOUT)
         names = _read_names(_require(root/lst, 'list file', root, VERI776_LAYOUT))
         bad = [n for n in names if not VERI776_NAME.fullmatch(n)]
-        if bad: raise DatasetError(f"{len(bad)} of {len(names)} names in {root/lst} do not match VVVV_cCCC_FFFFFFFF_N.jpg: {_examples(bad)}")
+        if bad: raise DatasetError(f"{len(bad)} of {len(names)} names in {root/lst} do not match "
+                                   f"VVVV_cCCC_FFFFFFFF_N.jpg: {_examples(bad)}")
         _require_images(d, names, root/lst)
-        splits[split] = [ImageRecord(d/n, int((m := VERI776_NAME.fullmatch(n))['pid']), int(m['camid']), f'{folder}/{n}') for n in names]
+        splits[split] = [
+            ImageRecord(d / n, int((m := VERI776_NAME.fullmatch(n))['pid']), int(m['camid']), f'{folder}/{n}')
+            for n in names
+        ]
     if verify_images: check_images(splits['train'] + splits['query'] + splits['gallery'])
     train, pids = _relabel(splits['train'])
     ds = ReidDataset('VeRi776', root, train, splits['query'], splits['gallery'], pids)
     if verbose: print(ds)
     return ds
 
-# %% ../nbs/03_datasets.ipynb #34547896
+# %% ../nbs/03_datasets.ipynb #a8ae889a
 def write_image_file(path, value:int=128, size:tuple=(8, 12)) -> Path:
     "A plain grey JPEG/PNG of `size` (h, w) at `path` (folders created): the images of test trees."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +181,7 @@ _VERI776_FILES = {'train': ('image_train', 'name_train.txt'), 'query': ('image_q
                   'gallery': ('image_test', 'name_test.txt')}
 
 def write_veri776_tree(root, # folder to write into
-                       spec:dict) -> Path: # split ('train', 'query', 'gallery') -> [(vehicle id, camera), ...]
+                       spec:dict) -> Path: # split -> [(vehicle id, camera), ...]
     "A tiny VeRi776 tree of plain images in the official layout, with its list files; returns `root`."
     root = Path(root)
     for split, items in spec.items():
@@ -166,7 +191,7 @@ def write_veri776_tree(root, # folder to write into
         (root/lst).write_text('\n'.join(names) + '\n')
     return root
 
-# %% ../nbs/03_datasets.ipynb #f54afb1f
+# %% ../nbs/03_datasets.ipynb #e1c415b8
 VEHICLEID_LAYOUT = """  ROOT/                     <- the folder you pass
   ├── image/                IMAGE_NAME.jpg
   └── train_test_split/
@@ -180,83 +205,108 @@ def _read_vehicleid_list(path:Path, image_dir:Path) -> list:
     pairs = []
     for i, line in enumerate(_read_names(path)):
         parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit(): raise DatasetError(f"{path}, line {i + 1}: expected `IMAGE_NAME VEHICLE_ID`, got {line!r}")
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise DatasetError(f"{path}, line {i + 1}: expected `IMAGE_NAME VEHICLE_ID`, got {line!r}")
         pairs.append((parts[0] + '.jpg', int(parts[1])))
     _require_images(image_dir, [n for n, _ in pairs], path)
     return [ImageRecord(image_dir/n, pid, i, f'image/{n}') for i, (n, pid) in enumerate(pairs)]
 
-# %% ../nbs/03_datasets.ipynb #c375c7df
+# %% ../nbs/03_datasets.ipynb #9471096e
 def read_vehicleid(root, # the VehicleID folder (holding image/ and train_test_split/)
                    test_size:int=800, # 800, 1600 or 2400 (small/medium/large test set)
                    verify_images:bool=False, # also decode every image (slow; reports all unreadable files)
                    verbose:bool=True) -> ReidDataset: # print the summary table
-    "Read VehicleID: train (relabelled) and the test pool of `test_size` ids in `gallery` (protocol 'vehicleid')."
+    """Read VehicleID: train (relabelled) and the test pool of `test_size` ids in `gallery` (protocol
+    'vehicleid')."""
     root = Path(root).expanduser().absolute()
     image_dir = _require(root/'image', 'image folder', root, VEHICLEID_LAYOUT)
     split_dir = _require(root/'train_test_split', 'split folder', root, VEHICLEID_LAYOUT)
     test_file = split_dir/f'test_list_{test_size}.txt'
     if not test_file.exists():
         have = sorted(p.name for p in split_dir.glob('test_list_*.txt'))
-        raise DatasetError(f"list file not found: {test_file} (test_size={test_size}); test lists present: {', '.join(have) or 'none'}\nexpected layout:\n{VEHICLEID_LAYOUT}")
-    train = _read_vehicleid_list(_require(split_dir/'train_list.txt', 'list file', root, VEHICLEID_LAYOUT), image_dir)
+        raise DatasetError(f"list file not found: {test_file} (test_size={test_size}); test lists present: "
+                           f"{', '.join(have) or 'none'}\nexpected layout:\n{VEHICLEID_LAYOUT}")
+    train = _read_vehicleid_list(_require(split_dir/'train_list.txt', 'list file', root, VEHICLEID_LAYOUT),
+                                 image_dir)
     test = _read_vehicleid_list(test_file, image_dir)
     if verify_images: check_images(train + test)
     train, pids = _relabel(train)
-    ds = ReidDataset(f'VehicleID-{test_size}', root, train, [], test, pids, protocol='vehicleid', has_cameras=False)
+    ds = ReidDataset(f'VehicleID-{test_size}', root, train, [], test, pids, protocol='vehicleid',
+                     has_cameras=False)
     if verbose: print(ds)
     return ds
 
-# %% ../nbs/03_datasets.ipynb #dece97f5
+# %% ../nbs/03_datasets.ipynb #069830e9
 FOLDER_LAYOUT = """  ROOT/                  <- the folder you pass
   ├── train/             with `pattern`: images named so that it finds `pid` (and `camid`) in each file name
   ├── query/             without: one sub-folder per identity, e.g. train/0042/*.jpg
   └── gallery/"""
 
-def images_under(folder:Path) -> list: return sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+def images_under(folder: Path) -> list:
+    return sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_EXTS and p.is_file())
 
 def _numbering(values) -> dict:
     "Map id/camera strings to ints: themselves when all are digits, else their rank in sorted order."
     vals = sorted(set(values))
     return {v: int(v) for v in vals} if all(v.isdigit() for v in vals) else {v: i for i, v in enumerate(vals)}
 
-# %% ../nbs/03_datasets.ipynb #7c256703
+# %% ../nbs/03_datasets.ipynb #d2cde5c3
 def _scan_split(folder:Path, rx) -> list:
     "(path, pid string, camid string or None) for every image of one split folder."
     if rx is not None:
         files = images_under(folder)
         bad = [p.name for p in files if not rx.match(p.name)]
-        if bad: raise DatasetError(f"{len(bad)} file names in {folder} do not match the pattern {rx.pattern!r}: {_examples(bad)}")
-        items = [(p, (m := rx.match(p.name))['pid'], m['camid'] if 'camid' in rx.groupindex else None) for p in files]
+        if bad: raise DatasetError(f"{len(bad)} file names in {folder} do not match the pattern "
+                                   f"{rx.pattern!r}: {_examples(bad)}")
+        items = [
+            (p, (m := rx.match(p.name))['pid'], m['camid'] if 'camid' in rx.groupindex else None)
+            for p in files
+        ]
     else:
         loose = [p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS]
-        if loose: raise DatasetError(f"{len(loose)} images lie directly in {folder} ({_examples(loose)}): put them in one sub-folder per identity, or pass a `pattern` that finds the id in the file name")
+        if loose:
+            raise DatasetError(
+                f"{len(loose)} images lie directly in {folder} ({_examples(loose)}): "
+                "put them in one sub-folder per identity, or pass a `pattern` that finds the id "
+                "in the file name"
+            )
         items = [(p, d.name, None) for d in sorted(folder.iterdir()) if d.is_dir() for p in images_under(d)]
     if not items: raise DatasetError(f"no images found in {folder}\nexpected layout:\n{FOLDER_LAYOUT}")
     return items
 
-# %% ../nbs/03_datasets.ipynb #38747367
+# %% ../nbs/03_datasets.ipynb #c35c0db5
 def read_folder(root, # folder holding train/, query/ and gallery/
-                pattern:str|None=None, # regex with named groups `pid` (and optionally `camid`), matched on file names
+                # regex with named groups `pid` (and optionally `camid`), matched on file names
+                pattern:str|None=None,
                 name:str|None=None, # dataset name for the summary (default: the folder's name)
                 verify_images:bool=False, # also decode every image (slow; reports all unreadable files)
                 verbose:bool=True) -> ReidDataset: # print the summary table
-    "Read your own Re-ID data from train/query/gallery folders; ids from a file-name `pattern` or per-id sub-folders."
+    """Read your own Re-ID data from train/query/gallery folders; ids from a file-name `pattern` or per-id
+    sub-folders."""
     root = Path(root).expanduser().absolute()
     rx = None
     if pattern is not None:
         rx = re.compile(pattern)
-        if 'pid' not in rx.groupindex: raise DatasetError(f"pattern {pattern!r} has no named group `pid`; write e.g. r'(?P<pid>\\d+)_c(?P<camid>\\d+)'")
-    scans = {s: _scan_split(_require(root/s, 'split folder', root, FOLDER_LAYOUT), rx) for s in ('train', 'query', 'gallery')}
+        if 'pid' not in rx.groupindex: raise DatasetError(f"pattern {pattern!r} has no named group `pid`; "
+                                                          "write e.g. r'(?P<pid>\\d+)_c(?P<camid>\\d+)'")
+    scans = {
+        s: _scan_split(_require(root / s, 'split folder', root, FOLDER_LAYOUT), rx)
+        for s in ('train', 'query', 'gallery')
+    }
     pid_of = _numbering(p for items in scans.values() for _, p, _ in items)
     has_cams = rx is not None and 'camid' in rx.groupindex
     cam_of = _numbering(c for items in scans.values() for _, _, c in items) if has_cams else None
     splits, n = {}, 0
     for s, items in scans.items():
-        splits[s] = [ImageRecord(p, pid_of[pid], cam_of[c] if has_cams else n + i, p.relative_to(root).as_posix()) for i, (p, pid, c) in enumerate(items)]
+        splits[s] = [
+            ImageRecord(p, pid_of[pid], cam_of[c] if has_cams else n + i, p.relative_to(root).as_posix())
+            for i, (p, pid, c) in enumerate(items)
+        ]
         n += len(items)
     if verify_images: check_images(splits['train'] + splits['query'] + splits['gallery'])
     train, pids = _relabel(splits['train'])
-    ds = ReidDataset(name or root.name, root, train, splits['query'], splits['gallery'], pids, has_cameras=has_cams)
+    ds = ReidDataset(name or root.name, root, train, splits['query'], splits['gallery'], pids,
+                     has_cameras=has_cams)
     if verbose: print(ds)
     return ds
 

@@ -34,39 +34,52 @@ from .pmnet_training import fit_baseline, fit_pmnet
 # %% auto #0
 __all__ = ['STAGES', 'DemoConfig', 'run_demo', 'write_report', 'seed_summary', 'paired_gaps', 'demo_command']
 
-# %% ../nbs/40_demo.ipynb #338e1c9a
+# %% ../nbs/40_demo.ipynb #eb2629c0
 @dataclass
 class DemoConfig(Config):
     "What `pmanet demo` runs; the defaults are sized for a few minutes on a 2-core CPU."
-    synthetic: SyntheticConfig = field(default_factory=lambda: SyntheticConfig(  # many training ids, few images each;
-        train_ids=300, images_per_id=5, test_ids=64, test_images_per_id=14))   # a test split of about 225 queries
+    synthetic: SyntheticConfig = field(
+        default_factory=lambda: SyntheticConfig(  # many training ids, few images each;
+            # a test split of about 225 queries
+            train_ids=300,
+            images_per_id=5,
+            test_ids=64,
+            test_images_per_id=14,
+        )
+    )
     depth: int = 18                      # ResNet depth of PANet, PMNet and the baseline
-    image_size: tuple = (64, 64)         # input size (128x128 would see a quarter of the images in the same time)
-    grabcut_iters: int = 2               # GrabCut iterations (the library's default 5 gives the same masks here)
+    image_size: tuple = (64,
+                         64)         # input size (128x128 would see a quarter of the images in the same time)
+    grabcut_iters: int = 2  # GrabCut iterations (the library's default 5 gives the same masks here)
     panet_image_size: tuple = (96, 96)   # PANet's input: its mask comes from a 6x6 map here, 4x4 at 64x64
-    decoder_channels: tuple = (128, 64, 32)  # widths of PANet's first three decoder blocks (paper: 512, 256, 64)
-    panet_mask_weight: float = 100.0     # weight of PANet's mask loss against its ID and triplet losses (1 : 1 : w)
+    decoder_channels: tuple = (128, 64,
+                               32)  # widths of PANet's first three decoder blocks (paper: 512, 256, 64)
+    panet_mask_weight: float = (
+        100.0  # weight of PANet's mask loss against its ID and triplet losses (1 : 1 : w)
+    )
     panet_P: int = 8                     # identities per PANet batch (P x Q = 32: twice the steps of 16 x 4)
     reduction_dim: int = 256             # channels of PMNet's part branches (paper: 512)
     num_parts: int = 3                   # K (paper IV-B)
     panet_epochs: int = 5                # PANet training epochs (paper: 100)
     baseline_epochs: int = 9             # BoT baseline epochs
     pmnet_epochs: int = 9                # PMNet epochs (paper: 120)
-    lr: float = 1e-3                     # base learning rate of all three (from scratch; BoT fine-tunes at 3.5e-4)
+    lr: float = 1e-3  # base learning rate of all three (from scratch; BoT fine-tunes at 3.5e-4)
     warmup_epochs: int = 1               # linear warm-up length
     P: int = 16                          # identities per batch
     Q: int = 4                           # images per identity (P x Q = 64, the paper's PANet batch)
     occlusion_area: tuple = (0.1, 0.3)   # area fraction of the occluding patch of each query (paper IV-E)
-    rerank: str = 'standard'             # k-reciprocal re-ranking preset of the table's 're_ranking: yes' rows
-    workers: int|None = None             # GrabCut and DataLoader worker processes (None: chosen for this machine)
+    rerank: str = 'standard'  # k-reciprocal re-ranking preset of the table's 're_ranking: yes' rows
+    workers: int | None = None  # GrabCut and DataLoader worker processes (None: chosen for this machine)
     seed: int = 0                        # seeds everything
 
-# %% ../nbs/40_demo.ipynb #02d257be
-STAGES = ('synthetic benchmark', 'GrabCut pseudo masks', 'PANet training', 'PANet part stores', 'baseline training',
+# %% ../nbs/40_demo.ipynb #518ad6b6
+STAGES = ('synthetic benchmark', 'GrabCut pseudo masks', 'PANet training', 'PANet part stores',
+          'baseline training',
           'PMNet training', 'evaluation')
 
 class _Stages:
-    "Prints '[demo i/n] stage ...' when a stage starts and its time when it ends; `timings` keeps the seconds."
+    """Prints '[demo i/n] stage ...' when a stage starts and its time when it ends; `timings` keeps the
+    seconds."""
     def __init__(self, names=STAGES): self.names, self.timings = tuple(names), {}
 
     @contextmanager
@@ -87,23 +100,28 @@ def _synthetic_set(root:Path, cfg:SyntheticConfig, workers:int|None) -> Path:
 
 def _schedule(cfg:DemoConfig, epochs:int, progress:bool) -> TrainConfig:
     "The demo's short schedule: one warm-up epoch, a decay at 3/4 of the run, no per-epoch evaluation."
-    return TrainConfig(epochs=epochs, lr=cfg.lr, warmup_epochs=cfg.warmup_epochs, milestones=(max(1, epochs * 3 // 4),),
+    return TrainConfig(epochs=epochs, lr=cfg.lr, warmup_epochs=cfg.warmup_epochs,
+                       milestones=(max(1, epochs * 3 // 4),),
                        seed=cfg.seed, device='cpu', eval_every=0, progress=progress, workers=cfg.workers)
 
-# %% ../nbs/40_demo.ipynb #88578fad
+# %% ../nbs/40_demo.ipynb #0ced89c6
 def _metrics_rows(name:str, result, rerank:str='standard', progress:bool=False) -> list[dict]:
     "Two table rows for one evaluation: as measured, and with k-reciprocal re-ranking of the same features."
     rr = fused_distance_fn(result.lambdas, rerank, progress)(result.query.fused(), result.gallery.fused())
-    cmc, mAP, _ = evaluate_rank(rr, *(v.numpy() for v in (result.q_pids, result.g_pids, result.q_camids, result.g_camids)))
+    cmc, mAP, _ = evaluate_rank(rr,
+                                *(v.numpy() for v in (result.q_pids, result.g_pids, result.q_camids,
+                                                      result.g_camids)))
     m = result.metrics
     return [dict(model=name, re_ranking='no', mAP=m['mAP'], **{'CMC@1': m['CMC@1'], 'CMC@5': m['CMC@5']}),
-            dict(model=name, re_ranking='yes', mAP=float(mAP), **{'CMC@1': float(cmc[0]), 'CMC@5': float(cmc[4])})]
+            dict(model=name, re_ranking='yes', mAP=float(mAP),
+                 **{'CMC@1': float(cmc[0]), 'CMC@5': float(cmc[4])})]
 
-# %% ../nbs/40_demo.ipynb #8a560e05
+# %% ../nbs/40_demo.ipynb #0c91fc60
 def run_demo(out, # output folder (created; an existing demo folder is resumed)
              cfg:DemoConfig|None=None, # settings (default: `DemoConfig()`)
              progress:bool=False) -> dict: # progress bars with rate and ETA for every long step
-    "Run the whole PMANet pipeline on the synthetic benchmark; print the table, write report.md; return the results."
+    """Run the whole PMANet pipeline on the synthetic benchmark; print the table, write report.md; return the
+    results."""
     cfg, out, stage = cfg or DemoConfig(), Path(out), _Stages()
     out.mkdir(parents=True, exist_ok=True); cfg.save(out/'demo.yaml')
     set_seed(cfg.seed)
@@ -115,39 +133,57 @@ def run_demo(out, # output folder (created; an existing demo folder is resumed)
         make_pseudo_masks(data.train, out/'grabcut', workers=cfg.workers or 0, progress=progress,
                           config=GrabCutConfig(iters=cfg.grabcut_iters))
     with stage('PANet training'):
-        pa_cfg = PANetConfig(depth=cfg.depth, weights=None, image_size=tuple(cfg.panet_image_size),
-                             decoder_channels=tuple(cfg.decoder_channels), loss_weights=(1.0, 1.0, cfg.panet_mask_weight))
-        panet = fit_panet(data, out/'grabcut', out/'panet', pa_cfg, schedule(cfg.panet_epochs), cfg.panet_P, cfg.Q,
+        pa_cfg = PANetConfig(
+            depth=cfg.depth,
+            weights=None,
+            image_size=tuple(cfg.panet_image_size),
+            decoder_channels=tuple(cfg.decoder_channels),
+            loss_weights=(1.0, 1.0, cfg.panet_mask_weight),
+        )
+        panet = fit_panet(data, out/'grabcut', out/'panet', pa_cfg, schedule(cfg.panet_epochs), cfg.panet_P,
+                          cfg.Q,
                           resume='auto').model
     with stage('PANet part stores'):
-        parts_cfg, to_store = PartConfig(k=cfg.num_parts, seed=cfg.seed), dict(source='panet/last.pt', progress=progress)
+        parts_cfg, to_store = PartConfig(k=cfg.num_parts, seed=cfg.seed), dict(source='panet/last.pt',
+                                                                               progress=progress)
         make_part_store(panet, data.train + data.query + data.gallery, out/'parts', parts_cfg, **to_store)
         lo, hi = cfg.occlusion_area
         occlude(str(root/'image_query'), str(out/'occluded_query'), seed=cfg.seed, min_area=lo, max_area=hi)
         occluded = occluded_query_records(data.query, out/'occluded_query')
         make_part_store(panet, occluded, out/'parts_occluded', parts_cfg, **to_store)
-        quality = part_quality(load_ground_truth(root), [r.key for r in data.train], Store(out/'parts'), Store(out/'grabcut'))
+        quality = part_quality(load_ground_truth(root), [r.key for r in data.train], Store(out/'parts'),
+                               Store(out/'grabcut'))
     pm_cfg = PMNetConfig(depth=cfg.depth, weights=None, image_size=size, num_parts=cfg.num_parts,
                          reduction_dim=cfg.reduction_dim)
     with stage('baseline training'):
-        baseline = fit_baseline(data, out/'baseline', cfg.depth, None, size, schedule(cfg.baseline_epochs), P=cfg.P,
+        baseline = fit_baseline(data, out/'baseline', cfg.depth, None, size, schedule(cfg.baseline_epochs),
+                                P=cfg.P,
                                 Q=cfg.Q, resume='auto').model
     with stage('PMNet training'):
-        trainer = fit_pmnet(data, out/'parts', out/'pmnet', pm_cfg, schedule(cfg.pmnet_epochs), P=cfg.P, Q=cfg.Q,
+        trainer = fit_pmnet(data, out/'parts', out/'pmnet', pm_cfg, schedule(cfg.pmnet_epochs), P=cfg.P,
+                            Q=cfg.Q,
                             resume='auto')
     with stage('evaluation'):
         rows, res = [], {}
-        parts, parts_occ, lam = Store(out/'parts'), Store(out/'parts_occluded'), trainer.criterion.fusion_weights()
+        parts, parts_occ, lam = (
+            Store(out / 'parts'),
+            Store(out / 'parts_occluded'),
+            trainer.criterion.fusion_weights(),
+        )
         torch.manual_seed(cfg.seed)
         ev = dict(image_size=size, num_workers=cfg.workers, device='cpu', progress=progress)
         res['untrained'] = evaluate_reid(PMNet(pm_cfg, data.num_train_pids), data, **ev)
         rows.append(dict(model='untrained PMNet (PMANet°)', queries='normal', re_ranking='no',
                          **{k: res['untrained'].metrics[k] for k in ('mAP', 'CMC@1', 'CMC@5')}))
-        for name, model, kw in [('BoT baseline (Exp-1)', baseline, {}), ('PMANet', trainer.model, dict(store=parts, lambdas=lam)),
+        for name, model, kw in [('BoT baseline (Exp-1)', baseline, {}),
+                                ('PMANet', trainer.model, dict(store=parts, lambdas=lam)),
                                 ('PMANet°', trainer.model, dict(lambdas=lam))]:
             for queries in ('normal', 'occluded'):
-                qkw = {} if queries == 'normal' else dict(query_records=occluded,
-                                                          **({'query_store': parts_occ} if 'store' in kw else {}))
+                qkw = (
+                    {}
+                    if queries == 'normal'
+                    else dict(query_records=occluded, **({'query_store': parts_occ} if 'store' in kw else {}))
+                )
                 reuse = res.get((name, 'normal'))                     # occluded queries: the same gallery
                 res[name, queries] = r = evaluate_reid(model, data, **ev, **kw, **qkw, gallery_from=reuse)
                 rows += [dict(row, queries=queries) for row in _metrics_rows(name, r, cfg.rerank, progress)]
@@ -158,9 +194,10 @@ def run_demo(out, # output folder (created; an existing demo folder is resumed)
     write_report(out, data, results, res)
     return results
 
-# %% ../nbs/40_demo.ipynb #415245ea
+# %% ../nbs/40_demo.ipynb #c5d4916d
 def _figure_parts(out:Path, data, n:int=3) -> str:
-    "Fig. 8 for the first `n` training images of distinct identities: image, GrabCut mask, refined mask, K parts."
+    """Fig. 8 for the first `n` training images of distinct identities: image, GrabCut mask, refined mask, K
+    parts."""
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     coarse, parts, seen, names = Store(out/'grabcut'), Store(out/'parts'), set(), []
@@ -177,29 +214,58 @@ def _figure_ranks(out:Path, res:dict, queries:str, n:int=4) -> str:
     base, ours = res['BoT baseline (Exp-1)', queries], res['PMANet°', queries]
     pick = np.linspace(0, len(base.q_records) - 1, n).round().astype(int).tolist()
     name = f'ranks_{queries}.png'
-    ranked_lists_image({'baseline': base.distmat, 'PMANet°': ours.distmat}, [r.path for r in base.q_records], [r.path for r in base.g_records],
-                       base.q_pids, base.g_pids, base.q_camids, base.g_camids, pick, k=5, size=(64, 64), path=out/name)
+    ranked_lists_image(
+        {'baseline': base.distmat, 'PMANet°': ours.distmat},
+        [r.path for r in base.q_records],
+        [r.path for r in base.g_records],
+        base.q_pids,
+        base.g_pids,
+        base.q_camids,
+        base.g_camids,
+        pick,
+        k=5,
+        size=(64, 64),
+        path=out / name,
+    )
     return f'![{queries} ranked lists]({name})'
 
-# %% ../nbs/40_demo.ipynb #5980639f
+# %% ../nbs/40_demo.ipynb #de6380ff
 def write_report(out:Path, data, results:dict, res:dict) -> Path:
     "Write `report.md` (table, timings, PANet quality, figures) into the demo folder."
     for run in ('panet', 'baseline', 'pmnet'):
-        if (out/run/'training_curves.png').exists(): shutil.copy(out/run/'training_curves.png', out/f'curves_{run}.png')
+        if (out/run/'training_curves.png').exists(): shutil.copy(out/run/'training_curves.png',
+                                                                 out/f'curves_{run}.png')
     q, t = results['part_quality'], results['timings']
-    quality = markdown_table([dict(measure='mask IoU with the true mask', GrabCut=q['grabcut_iou'], PANet=q['panet_iou'], uniform='')] +
-                             [dict(measure=f'part {k + 1}: covers a true part', GrabCut='', PANet=a, uniform=b) for k, (a, b) in enumerate(zip(q['panet_cover'], q['uniform_cover']))] +
-                             [dict(measure=f'part {k + 1}: vehicle share of the box', GrabCut='', PANet=a, uniform=b) for k, (a, b) in enumerate(zip(q['panet_fg'], q['uniform_fg']))])
+    quality = markdown_table(
+        [
+            dict(
+                measure='mask IoU with the true mask',
+                GrabCut=q['grabcut_iou'],
+                PANet=q['panet_iou'],
+                uniform='',
+            )
+        ]
+        + [
+            dict(measure=f'part {k + 1}: covers a true part', GrabCut='', PANet=a, uniform=b)
+            for k, (a, b) in enumerate(zip(q['panet_cover'], q['uniform_cover']))
+        ]
+        + [
+            dict(measure=f'part {k + 1}: vehicle share of the box', GrabCut='', PANet=a, uniform=b)
+            for k, (a, b) in enumerate(zip(q['panet_fg'], q['uniform_fg']))
+        ]
+    )
+    lambdas = ', '.join(f'{k}={v:.3f}' for k, v in results['lambdas'].items())
     text = f"""# pmanet demo report
 
-Synthetic benchmark: {len(data.train)} training images of {data.num_train_pids} identities, {len(data.query)} queries,
-{len(data.gallery)} gallery images. Settings: `demo.yaml`. Total time: {sum(t.values()):.0f} s.
+Synthetic benchmark: {len(data.train)} training images of {data.num_train_pids} identities,
+{len(data.query)} queries, {len(data.gallery)} gallery images. Settings: `demo.yaml`.
+Total time: {sum(t.values()):.0f} s.
 
 ## Retrieval
 
 {markdown_table(results['rows'])}
 
-Fusion weights learned by HUL (lambda = exp(-s)): {', '.join(f'{k}={v:.3f}' for k, v in results['lambdas'].items())}.
+Fusion weights learned by HUL (lambda = exp(-s)): {lambdas}.
 
 ## PANet against the ground truth ({q['images']} training images)
 
@@ -226,7 +292,7 @@ Fusion weights learned by HUL (lambda = exp(-s)): {', '.join(f'{k}={v:.3f}' for 
     with atomic_write(out/'report.md', 'w') as f: f.write(text)
     return out/'report.md'
 
-# %% ../nbs/40_demo.ipynb #d5f27daa
+# %% ../nbs/40_demo.ipynb #5b2f9a59
 _METRICS = ('mAP', 'CMC@1', 'CMC@5')
 
 def _mean_std(values) -> str:
@@ -236,8 +302,16 @@ def _mean_std(values) -> str:
 def seed_summary(runs:list) -> list[dict]: # the results of `run_demo` with different seeds
     "One table row per (model, queries, re-ranking): each metric as mean ± std over the runs."
     keyed = [{(r['model'], r['queries'], r['re_ranking']): r for r in run['rows']} for run in runs]
-    return [{'model': m, 'queries': q, 're_ranking': rr, 'seeds': len(runs),
-             **{k: _mean_std([rows[m, q, rr][k] for rows in keyed]) for k in _METRICS}} for (m, q, rr) in keyed[0]]
+    return [
+        {
+            'model': m,
+            'queries': q,
+            're_ranking': rr,
+            'seeds': len(runs),
+            **{k: _mean_std([rows[m, q, rr][k] for rows in keyed]) for k in _METRICS},
+        }
+        for (m, q, rr) in keyed[0]
+    ]
 
 def paired_gaps(runs:list, # the results of `run_demo` with different seeds
                 baseline:str='BoT baseline (Exp-1)') -> list[dict]: # the row every model is compared with
@@ -247,13 +321,22 @@ def paired_gaps(runs:list, # the results of `run_demo` with different seeds
     for model in ('PMANet', 'PMANet°'):
         for q in ('normal', 'occluded'):
             gaps = {k: [rows[model, q][k] - rows[baseline, q][k] for rows in keyed] for k in _METRICS}
-            out.append({'model': model, 'queries': q, **{f'{k} gain': _mean_std(v) for k, v in gaps.items()},
-                        'mAP gain / std': round(float(np.mean(gaps['mAP']) / max(np.std(gaps['mAP'], ddof=1), 1e-12)), 1)
-                        if len(runs) > 1 else ''})
+            out.append(
+                {
+                    'model': model,
+                    'queries': q,
+                    **{f'{k} gain': _mean_std(v) for k, v in gaps.items()},
+                    'mAP gain / std': round(
+                        float(np.mean(gaps['mAP']) / max(np.std(gaps['mAP'], ddof=1), 1e-12)), 1
+                    )
+                    if len(runs) > 1
+                    else '',
+                }
+            )
     return out
 
-# %% ../nbs/40_demo.ipynb #02e75858
-def demo_command(out:str='pmanet_demo', # output folder: data, stores, checkpoints, results.json, report.md and figures
+# %% ../nbs/40_demo.ipynb #a04bf884
+def demo_command(out:str='pmanet_demo', # output folder: data, runs, results and figures
          config:str=None, # a YAML/JSON DemoConfig file to override the defaults
          seed:int=0, # the seed of everything
          seeds:int=1, # run seeds SEED .. SEED+SEEDS-1 (each in OUT/seedN) and print mean ± std over them
@@ -265,7 +348,10 @@ def demo_command(out:str='pmanet_demo', # output folder: data, stores, checkpoin
     if seeds == 1:
         run_demo(out, base.replace(seed=seed, workers=workers), progress)
         return print(f"report: {Path(out)/'report.md'}")
-    runs = [run_demo(Path(out)/f'seed{s}', base.replace(seed=s, workers=workers), progress) for s in range(seed, seed + seeds)]
+    runs = [
+        run_demo(Path(out) / f'seed{s}', base.replace(seed=s, workers=workers), progress)
+        for s in range(seed, seed + seeds)
+    ]
     text = (f"# pmanet demo: seeds {seed}..{seed + seeds - 1}\n\n{markdown_table(seed_summary(runs))}\n\n"
             f"Gain over the baseline, seed by seed:\n\n{markdown_table(paired_gaps(runs))}\n")
     with atomic_write(Path(out)/'summary.md', 'w') as f: f.write(text)

@@ -27,9 +27,10 @@ from .features import embed_batch, extract_features
 # %% auto #0
 __all__ = ['InferenceModel', 'image_items', 'Embedder']
 
-# %% ../nbs/50_embedding.ipynb #28585deb
+# %% ../nbs/50_embedding.ipynb #28c7eab7
 class InferenceModel(nn.Module):
-    "A Re-ID model for deployment: images -> {'embedding': fused unit vector, **named embeddings}, optional flip TTA."
+    """A Re-ID model for deployment: images -> {'embedding': fused unit vector, **named embeddings}, optional
+    flip TTA."""
     def __init__(self, model:nn.Module, # returns named embeddings in eval mode (PMANet°: f_g, g)
                  lambdas:dict, # fusion weights per name
                  flip:bool=False): # average each named embedding with the mirrored image's
@@ -41,9 +42,10 @@ class InferenceModel(nn.Module):
         out = embed_batch(self.model, {'image': images}, flip=self.flip)
         return {'embedding': fuse_embeddings(out, self.lambdas), **out}
 
-# %% ../nbs/50_embedding.ipynb #c7d91603
-def image_items(images) -> tuple: # a folder, an image path, an RGB uint8 array (H, W, 3) or (N, H, W, 3), or a list
-    "(items, keys): paths or arrays to read, and their keys (relative POSIX paths for a folder's images, sorted)."
+# %% ../nbs/50_embedding.ipynb #c8e65096
+def image_items(images) -> tuple: # folder, image path, RGB uint8 array(s), or a list
+    """(items, keys): paths or arrays to read, and their keys (relative POSIX paths for a folder's images,
+    sorted)."""
     if isinstance(images, np.ndarray): images = [images] if images.ndim == 3 else list(images)
     if isinstance(images, (str, Path)):
         p = Path(images)
@@ -56,7 +58,9 @@ def image_items(images) -> tuple: # a folder, an image path, an RGB uint8 array 
     for i, x in enumerate(images):
         if isinstance(x, np.ndarray):
             if x.ndim != 3 or x.shape[2] != 3 or x.dtype != np.uint8:
-                raise ValueError(f"image array {i} must be RGB uint8 of shape (H, W, 3), got {x.dtype} {x.shape}")
+                raise ValueError(
+                    f"image array {i} must be RGB uint8 of shape (H, W, 3), got {x.dtype} {x.shape}"
+                )
             items.append(x); keys.append(f'array:{i}')
         else:
             if not Path(x).is_file(): raise FileNotFoundError(f"image not found: {x}")
@@ -73,9 +77,10 @@ class _ImageItems(Dataset):
         image = self.transform(tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)))
         return {'image': image.as_subclass(torch.Tensor), 'pid': -1, 'camid': -1}
 
-# %% ../nbs/50_embedding.ipynb #ac5489a8
+# %% ../nbs/50_embedding.ipynb #470dc65a
 class Embedder:
-    "Embed images with a trained Re-ID model: eval transform, batches, progress bar, flip TTA, named and fused vectors."
+    """Embed images with a trained Re-ID model: eval transform, batches, progress bar, flip TTA, named and
+    fused vectors."""
     def __init__(self, model:nn.Module, # PMNet (served as PMANet°) or BoTBaseline
                  spec:dict, # its model spec (input size and normalisation come from it)
                  lambdas:dict|None=None, # fusion weights; default 1 for every embedding the model returns
@@ -85,12 +90,16 @@ class Embedder:
         spec = complete_spec(spec)
         names = model_class(spec['kind']).embedding_names(spec)
         if not names:
-            raise ConfigError(f"a {spec['kind']!r} model returns no embeddings without masks: it cannot be served "
-                              "mask-free (PMNet with part_head='plain', ablation R2, needs masks and part boxes; "
-                              "PANet makes masks and parts, with `pmanet parts`)")
+            raise ConfigError(
+                f"a {spec['kind']!r} model returns no embeddings without masks: it cannot be served "
+                "mask-free (PMNet with part_head='plain', ablation R2, needs masks and part boxes; "
+                "PANet makes masks and parts, with `pmanet parts`)"
+            )
         if spec['kind'] == 'pmnet' and spec['config'].get('part_head') == 'plain':
-            raise ConfigError("this PMNet has part_head='plain' (ablation R2): it needs masks and part boxes at test "
-                              "time, so it cannot be served mask-free")
+            raise ConfigError(
+                "this PMNet has part_head='plain' (ablation R2): it needs masks and part boxes at test "
+                "time, so it cannot be served mask-free"
+            )
         lambdas = {k: float(v) for k, v in (lambdas or dict.fromkeys(names, 1.0)).items()}
         if unknown := [k for k in lambdas if k not in names]:
             raise MissingOutputError(f"lambdas name {unknown}; this {spec['kind']} model returns {names} "
@@ -109,7 +118,8 @@ class Embedder:
         "An `Embedder` for the model of a checkpoint, with the checkpoint's fusion lambdas (PMANet°: no 'h')."
         m = load_model(checkpoint, expected_config, expected_kind)
         names = model_class(m.spec['kind']).embedding_names(m.spec)
-        return cls(m.model, m.spec, lambdas or {k: v for k, v in m.lambdas.items() if k in names}, flip, device, amp)
+        return cls(m.model, m.spec, lambdas or {k: v for k, v in m.lambdas.items() if k in names}, flip,
+                   device, amp)
 
     def __repr__(self):
         return (f"Embedder({self.spec['kind']}, dim={self.dim}, lambdas={self.lambdas}, flip={self.flip}, "
@@ -119,7 +129,8 @@ class Embedder:
     def dims(self) -> dict:
         "Size of each named embedding the model returns."
         cfg = self.spec['config']
-        sizes = {'f_g': RESNET_CHANNELS[cfg.get('depth', 50)], 'g': cfg.get('num_parts', 3) * cfg.get('reduction_dim', 512)}
+        sizes = {'f_g': RESNET_CHANNELS[cfg.get('depth', 50)],
+                 'g': cfg.get('num_parts', 3) * cfg.get('reduction_dim', 512)}
         return {k: sizes[k] for k in self.names}
 
     @property
@@ -128,12 +139,15 @@ class Embedder:
         return sum(d for k, d in self.dims.items() if self.lambdas.get(k))
 
     def describe(self) -> dict:
-        "What makes embeddings comparable: the spec, lambdas, flip and the SHA-256 of the weights (JSON-able)."
+        """What makes embeddings comparable: the spec, lambdas, flip and the SHA-256 of the weights
+        (JSON-able)."""
         if not hasattr(self, '_description'):
             h = hashlib.sha256()
             for k, v in self.model.state_dict().items():
-                h.update(k.encode()); h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-            self._description = json.loads(json.dumps({**self.spec, 'lambdas': self.lambdas, 'flip': self.flip,
+                h.update(k.encode())
+                h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._description = json.loads(json.dumps({**self.spec, 'lambdas': self.lambdas,
+                                                       'flip': self.flip,
                                                        'weights_sha256': h.hexdigest()}))
         return self._description
 
@@ -147,7 +161,9 @@ class Embedder:
               progress:bool=True) -> Embeddings: # show a progress bar
         "Named embeddings, fusion weights and keys of `images`, in input order."
         items, keys = image_items(images)
-        loader = DataLoader(_ImageItems(items, self.transform), batch_size=batch_size, num_workers=num_workers)
-        named, _, _ = extract_features(self.model, loader, self.device, self.flip, self.amp, progress=progress,
+        loader = DataLoader(_ImageItems(items, self.transform), batch_size=batch_size,
+                            num_workers=num_workers)
+        named, _, _ = extract_features(self.model, loader, self.device, self.flip, self.amp,
+                                       progress=progress,
                                        desc='embedding')
         return Embeddings({k: named[k] for k in self.lambdas}, self.lambdas, keys)

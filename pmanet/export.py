@@ -24,14 +24,19 @@ from .gallery import embedder_for
 __all__ = ['ONNX_OPSET', 'EXPORT_FORMATS', 'output_names', 'export_metadata', 'quiet_exporters', 'export_onnx',
            'export_torchscript', 'ExportedModel', 'compare_to_eager', 'ExportError', 'export_command']
 
-# %% ../nbs/52_export.ipynb #9e5b619a
-ONNX_OPSET = 17  # read by ONNX Runtime >= 1.14, TensorRT >= 8.6, OpenVINO 2023; the highest the TorchScript-based exporter writes is 20
+# %% ../nbs/52_export.ipynb #d321e709
+# read by ONNX Runtime >= 1.14, TensorRT >= 8.6, OpenVINO 2023;
+# the highest the TorchScript-based exporter writes is 20
+ONNX_OPSET = 17
 EXPORT_FORMATS = ('onnx', 'torchscript')
 
-# %% ../nbs/52_export.ipynb #3f0b47a0
+# %% ../nbs/52_export.ipynb #bb3470a7
 class _Outputs(nn.Module):
-    "The inference model with outputs in a fixed order, as exporters want: the embedding, or (embedding, *named)."
-    def __init__(self, model:nn.Module, names:tuple): super().__init__(); self.model, self.names = model, tuple(names)
+    """The inference model with outputs in a fixed order, as exporters want: the embedding, or (embedding,
+    *named)."""
+    def __init__(self, model: nn.Module, names: tuple):
+        super().__init__()
+        self.model, self.names = model, tuple(names)
     def forward(self, images):
         out = self.model(images)
         return out['embedding'] if len(self.names) == 1 else tuple(out[n] for n in self.names)
@@ -42,19 +47,29 @@ def output_names(embedder:Embedder, # the model to export
     return ('embedding', *embedder.names) if named else ('embedding',)
 
 def export_metadata(embedder:Embedder, named:bool=False) -> dict:
-    "What an exported file says about itself: input layout and preprocessing, outputs, spec, lambdas, weights hash."
+    """What an exported file says about itself: input layout and preprocessing, outputs, spec, lambdas,
+    weights hash."""
     H, W = embedder.spec['image_size']
-    return {'pmanet_version': pmanet.__version__, 'outputs': list(output_names(embedder, named)),
-            'input': {'name': 'images', 'shape': ['batch', 3, H, W], 'dtype': 'float32',
-                      'preprocessing': f'RGB, resized to {H}x{W}, scaled to [0, 1], then (x - mean) / std per channel'},
-            **embedder.describe()}
+    return {
+        'pmanet_version': pmanet.__version__,
+        'outputs': list(output_names(embedder, named)),
+        'input': {
+            'name': 'images',
+            'shape': ['batch', 3, H, W],
+            'dtype': 'float32',
+            'preprocessing': f'RGB, resized to {H}x{W}, scaled to [0, 1], then (x - mean) / std per channel',
+        },
+        **embedder.describe(),
+    }
 
 @contextmanager
 def quiet_exporters():
-    "Silence the deprecation warnings of torch.jit (trace, save, load) and of the TorchScript-based ONNX exporter, here only."
+    """Silence the deprecation warnings of torch.jit (trace, save, load) and of the TorchScript-based ONNX
+    exporter, here only."""
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message=r'`torch\.jit\.\w+` is deprecated', category=FutureWarning)
-        warnings.filterwarnings('ignore', message=r'.*legacy TorchScript-based ONNX export', category=DeprecationWarning)
+        warnings.filterwarnings('ignore', message=r'.*legacy TorchScript-based ONNX export',
+                                category=DeprecationWarning)
         warnings.filterwarnings('ignore', message=r'The feature will be removed', category=DeprecationWarning)
         yield
 
@@ -63,18 +78,20 @@ def _example(embedder:Embedder, batch_size:int) -> torch.Tensor:
     H, W = embedder.spec['image_size']
     return torch.randn(batch_size, 3, H, W, generator=torch.Generator().manual_seed(0)).to(embedder.device)
 
-# %% ../nbs/52_export.ipynb #2223d3c0
+# %% ../nbs/52_export.ipynb #59ae3985
 def export_onnx(embedder:Embedder, # the model to export (`Embedder.from_checkpoint`)
                 path, # the .onnx file to write (atomically)
                 named:bool=False, # also output the named embeddings after 'embedding'
                 opset:int=ONNX_OPSET, # ONNX opset version
                 batch_size:int=2) -> Path: # batch of the example input the export traces (any batch runs)
-    "Write the inference model as ONNX: input 'images' (batch, 3, H, W) with a dynamic batch axis; outputs 'embedding' (+ named)."
+    """Write the inference model as ONNX: input 'images' (batch, 3, H, W) with a dynamic batch axis; outputs
+    'embedding' (+ named)."""
     import onnx
     names = output_names(embedder, named)
     buf = io.BytesIO()
     with torch.no_grad(), quiet_exporters():
-        torch.onnx.export(_Outputs(embedder.inference_model(), names).eval(), (_example(embedder, batch_size),), buf, dynamo=False,
+        torch.onnx.export(_Outputs(embedder.inference_model(), names).eval(),
+                          (_example(embedder, batch_size),), buf, dynamo=False,
                           input_names=['images'], output_names=list(names), opset_version=opset,
                           dynamic_axes={n: {0: 'batch'} for n in ('images', *names)})
     proto = onnx.load_from_string(buf.getvalue())
@@ -83,40 +100,46 @@ def export_onnx(embedder:Embedder, # the model to export (`Embedder.from_checkpo
     with atomic_write(path) as f: f.write(proto.SerializeToString())
     return Path(path)
 
-# %% ../nbs/52_export.ipynb #bb4bb4f7
+# %% ../nbs/52_export.ipynb #0ce3a57b
 def export_torchscript(embedder:Embedder, # the model to export (`Embedder.from_checkpoint`)
                        path, # the TorchScript file to write (atomically), e.g. model.pt
                        named:bool=False, # return (embedding, *named) instead of the embedding alone
-                       batch_size:int=2) -> Path: # batch of the example input the trace records (any batch runs)
+                       batch_size:int=2) -> Path: # example batch of the trace
     "Write the inference model as traced TorchScript, with its description in the extra file 'pmanet.json'."
     names = output_names(embedder, named)
     with torch.no_grad(), quiet_exporters():
-        traced = torch.jit.trace(_Outputs(embedder.inference_model(), names).eval(), (_example(embedder, batch_size),), check_trace=False)
+        traced = torch.jit.trace(_Outputs(embedder.inference_model(), names).eval(),
+                                 (_example(embedder, batch_size),), check_trace=False)
         buf = io.BytesIO()
-        torch.jit.save(traced, buf, _extra_files={'pmanet.json': json.dumps(export_metadata(embedder, named))})
+        torch.jit.save(traced, buf,
+                       _extra_files={'pmanet.json': json.dumps(export_metadata(embedder, named))})
     with atomic_write(path) as f: f.write(buf.getvalue())
     return Path(path)
 
-# %% ../nbs/52_export.ipynb #c1623c7b
+# %% ../nbs/52_export.ipynb #7ad779e4
 class ExportedModel:
-    "An exported inference model (ONNX via ONNX Runtime, or TorchScript): images -> dict of named outputs, plus its metadata."
+    """An exported inference model (ONNX via ONNX Runtime, or TorchScript): images -> dict of named outputs,
+    plus its metadata."""
     def __init__(self, path): # a file written by `export_onnx` or `export_torchscript`
         self.path = Path(path)
         if not self.path.is_file(): raise FileNotFoundError(f"exported model not found: {self.path}")
         if self.path.suffix == '.onnx':
             try: import onnxruntime as ort
-            except ImportError: raise ImportError("running ONNX models needs onnxruntime: pip install onnxruntime (or pmanet[export])") from None
+            except ImportError: raise ImportError("running ONNX models needs onnxruntime: pip install "
+                                                  "onnxruntime (or pmanet[export])") from None
             self.session = ort.InferenceSession(str(self.path), providers=['CPUExecutionProvider'])
             self.metadata = json.loads(self.session.get_modelmeta().custom_metadata_map['pmanet'])
         else:
             extra = {'pmanet.json': ''}
-            with quiet_exporters(): self.module = torch.jit.load(str(self.path), map_location='cpu', _extra_files=extra)
+            with quiet_exporters(): self.module = torch.jit.load(str(self.path), map_location='cpu',
+                                                                 _extra_files=extra)
             self.metadata = json.loads(extra['pmanet.json'])
         self.outputs = self.metadata['outputs']
 
     def __call__(self, images) -> dict: # (B, 3, H, W) float32 preprocessed images, array or tensor
         "name -> (B, D) float32 NumPy array."
-        x = np.ascontiguousarray(images.detach().cpu().numpy() if torch.is_tensor(images) else images, dtype=np.float32)
+        x = np.ascontiguousarray(images.detach().cpu().numpy() if torch.is_tensor(images) else images,
+                                 dtype=np.float32)
         if hasattr(self, 'session'): out = self.session.run(self.outputs, {'images': x})
         else:
             with torch.no_grad(): out = self.module(torch.from_numpy(x))
@@ -125,10 +148,11 @@ class ExportedModel:
 
     def __repr__(self): return f"ExportedModel({str(self.path)!r}, outputs={self.outputs})"
 
-# %% ../nbs/52_export.ipynb #db909337
+# %% ../nbs/52_export.ipynb #d3da0926
 def compare_to_eager(embedder:Embedder, # the model that was exported
                      path, # the exported file
-                     batch_size:int=3, # a batch size other than the export's example batch (2), to test the dynamic axis
+                     # a batch size other than the export's example batch (2), to test the dynamic axis
+                     batch_size:int=3,
                      seed:int=1) -> dict: # seed of the random input
     "Max |exported - eager| per output on a seeded random batch."
     H, W = embedder.spec['image_size']
@@ -137,7 +161,7 @@ def compare_to_eager(embedder:Embedder, # the model that was exported
     with torch.no_grad(): eager = embedder.inference_model()(x.to(embedder.device))
     return {k: float(np.abs(v - eager[k].float().cpu().numpy()).max()) for k, v in exported(x).items()}
 
-# %% ../nbs/52_export.ipynb #38fa2bbd
+# %% ../nbs/52_export.ipynb #b7581e35
 class ExportError(PmanetError, RuntimeError):
     "An exported model that does not reproduce eager PyTorch: it must not be deployed."
 
@@ -149,14 +173,18 @@ def export_command(checkpoint:str, # trained model: a checkpoint with a model_sp
                    config:str=None, # PMNetConfig YAML/JSON the checkpoint must have been trained with
                    opset:int=ONNX_OPSET, # ONNX opset version
                    device:str='cpu'): # device to trace on
-    "Export a trained model (PMANet° or BoT) to ONNX or TorchScript, and check the file against eager PyTorch."
-    if format not in EXPORT_FORMATS: raise UsageError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+    """Export a trained model (PMANet° or BoT) to ONNX or TorchScript, and check the file against eager
+    PyTorch."""
+    if format not in EXPORT_FORMATS: raise UsageError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, "
+                                                      f"got {format!r}")
     emb = embedder_for(checkpoint, config, flip, device)
     path = export_onnx(emb, out, named, opset) if format == 'onnx' else export_torchscript(emb, out, named)
     diff = compare_to_eager(emb, path)
     H, W = emb.spec['image_size']
-    print(f"wrote {path} ({format}; input 'images' (batch, 3, {H}, {W}); outputs {', '.join(output_names(emb, named))}; "
+    print(f"wrote {path} ({format}; input 'images' (batch, 3, {H}, {W}); outputs "
+          f"{', '.join(output_names(emb, named))}; "
           f"lambdas {emb.lambdas}); max |exported - eager| on a batch of 3: {max(diff.values()):.1e}")
     if diff['embedding'] > 1e-3:
-        raise ExportError(f"the exported model {path} differs from eager PyTorch by {diff['embedding']:.1e} on the unit "
+        raise ExportError(f"the exported model {path} differs from eager PyTorch by {diff['embedding']:.1e} "
+                          "on the unit "
                           "embedding; do not deploy it")

@@ -18,7 +18,7 @@ from .outputs import MissingOutputError, ModelOutput
 # %% auto #0
 __all__ = ['flip_batch', 'image_forward', 'parts_forward', 'embed_batch', 'extract_features', 'embed_records']
 
-# %% ../nbs/33_features.ipynb #3ac7c060
+# %% ../nbs/33_features.ipynb #40787333
 def flip_batch(batch:dict) -> dict:
     "The batch mirrored left-right: image and mask flipped, normalised boxes x1, x2 -> 1 - x2, 1 - x1."
     out = {**batch, 'image': batch['image'].flip(-1)}
@@ -33,15 +33,18 @@ def image_forward(model, batch:dict): return model(batch['image'])
 def parts_forward(model, batch:dict):
     "A model with Partial Tasks (PMANet): images, masks and part boxes from the batch."
     if 'boxes' not in batch:
-        raise MissingOutputError("the store gives masks but no part boxes: PMANet's Partial Tasks need a part store "
+        raise MissingOutputError("the store gives masks but no part boxes: PMANet's Partial Tasks need a "
+                                 "part store "
                                  "(`pmanet parts`); pass store=None for PMANet°")
     return model(batch['image'], batch['mask'], batch['boxes'])
 
 def _named(out) -> dict:
     if isinstance(out, ModelOutput): return out.embeddings()
     if isinstance(out, Mapping): return dict(out)
-    raise TypeError(f"the model returned {type(out).__name__}; in eval mode it must return a ModelOutput or a dict of "
-                    "named embeddings, e.g. {'f_g': ...}")
+    raise TypeError(
+        f"the model returned {type(out).__name__}; in eval mode it must return a ModelOutput or a dict of "
+        "named embeddings, e.g. {'f_g': ...}"
+    )
 
 def embed_batch(model:torch.nn.Module, # in eval mode
                 batch:dict, # 'image' (and 'mask', 'boxes' for `parts_forward`)
@@ -53,14 +56,15 @@ def embed_batch(model:torch.nn.Module, # in eval mode
     mirrored = _named(forward(model, flip_batch(batch)))
     return {k: (v + mirrored[k].float()) / 2 for k, v in out.items()}
 
-# %% ../nbs/33_features.ipynb #866b016c
+# %% ../nbs/33_features.ipynb #546df4ed
 def _channels_last(model:torch.nn.Module) -> bool:
-    "Whether the model's first 4-D weight is in the channels-last memory format (the Trainer may have put it there)."
+    """Whether the model's first 4-D weight is in the channels-last memory format (the Trainer may have put it
+    there)."""
     w = next((p for p in model.parameters() if p.ndim == 4), None)
     return w is not None and w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
 
 @torch.no_grad()
-def extract_features(model:torch.nn.Module, # returns a ModelOutput or a dict of named (B, D) embeddings in eval mode
+def extract_features(model:torch.nn.Module, # returns a ModelOutput or named (B, D) embeddings
                      loader, # iterable of batch dicts with 'image', 'pid', 'camid'
                      device='auto', # where to run: 'auto', 'cpu', 'cuda', ...
                      flip:bool=False, # average with the mirrored image's embeddings
@@ -76,7 +80,8 @@ def extract_features(model:torch.nn.Module, # returns a ModelOutput or a dict of
     feats, pids, camids = {}, [], []
     try:
         for batch in tqdm(loader, desc=desc, unit='batch', disable=not progress, dynamic_ncols=True):
-            batch = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            batch = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k,
+                     v in batch.items()}
             if nhwc: batch['image'] = batch['image'].contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 out = embed_batch(model, batch, forward, flip)
@@ -86,15 +91,17 @@ def extract_features(model:torch.nn.Module, # returns a ModelOutput or a dict of
     if not pids: raise ValueError("the loader gave no batches; is the query or gallery folder empty?")
     return {k: torch.cat(v) for k, v in feats.items()}, torch.cat(pids), torch.cat(camids)
 
-# %% ../nbs/33_features.ipynb #1fca1c24
+# %% ../nbs/33_features.ipynb #cf86ac6f
 def embed_records(model:torch.nn.Module, # returns named embeddings in eval mode
                   records:list, # ImageRecords to embed
                   store=None, # part store: masks and boxes for the Partial Tasks (None: images only)
                   image_size:tuple=(256, 256), # the model's input (H, W)
-                  batch_size:int=64, num_workers:int|None=None, # evaluation loader (None: workers chosen here)
+                  # evaluation loader (None: workers chosen here)
+                  batch_size:int=64, num_workers:int|None=None,
                   device='auto', flip:bool=False, # where to run; flip test-time augmentation
                   progress:bool=False): # a progress bar with rate and ETA
-    "`extract_features` over `records` with the evaluation transform; masks and boxes from `store` when given."
+    """`extract_features` over `records` with the evaluation transform; masks and boxes from `store` when
+    given."""
     ds = ReidImageDataset(records, eval_transform(AugmentConfig(size=tuple(image_size))), store)
     fwd = parts_forward if store is not None else image_forward
     return extract_features(model, make_eval_loader(ds, batch_size, num_workers), device, flip, forward=fwd,

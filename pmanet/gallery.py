@@ -23,8 +23,9 @@ from .embedding import Embedder, image_items
 __all__ = ['INDEX_FILE', 'VECTORS_FILE', 'KEYS_FILE', 'INDEX_FORMAT', 'GalleryIndexError', 'GalleryIndex', 'search',
            'index_images', 'matches_image', 'embedder_for', 'embed_command', 'search_command']
 
-# %% ../nbs/51_gallery.ipynb #a06055bd
-INDEX_FILE, VECTORS_FILE, KEYS_FILE = 'index.json', 'vectors.f32', 'keys.jsonl'  # the files of a gallery index folder
+# %% ../nbs/51_gallery.ipynb #04443c4a
+# the files of a gallery index folder
+INDEX_FILE, VECTORS_FILE, KEYS_FILE = 'index.json', 'vectors.f32', 'keys.jsonl'
 INDEX_FORMAT = 'pmanet.index/1'
 
 class GalleryIndexError(PmanetError, RuntimeError):
@@ -56,12 +57,13 @@ def _append(path:Path, size:int, data:bytes):
         f.flush()
         os.fsync(f.fileno())
 
-# %% ../nbs/51_gallery.ipynb #1fcc698b
+# %% ../nbs/51_gallery.ipynb #a8fffa21
 class GalleryIndex:
-    "Unit embeddings on disk (float32 memory map) with their keys and paths: appendable, atomic, searched in chunks."
+    """Unit embeddings on disk (float32 memory map) with their keys and paths: appendable, atomic, searched in
+    chunks."""
     def __init__(self, root, # the index folder
                  dim:int|None=None, # embedding size: creates the index when absent; checked when present
-                 model:dict|None=None): # `Embedder.describe()` of the model making the vectors: recorded, or checked
+                 model:dict|None=None): # `Embedder.describe()`: recorded, or checked
         self.root, self._mm, self._keyset = Path(root), None, None
         if (self.root/INDEX_FILE).exists(): self._open(dim, model)
         elif dim is None:
@@ -80,28 +82,38 @@ class GalleryIndex:
         return key in self._keyset
     def __repr__(self): return f"GalleryIndex({str(self.root)!r}, {len(self)} x {self.dim})"
     dim = property(lambda self: self.header['dim'], doc="Embedding size.")
-    model = property(lambda self: self.header['model'], doc="`Embedder.describe()` of the model that made the vectors.")
+    model = property(lambda self: self.header['model'],
+                     doc="`Embedder.describe()` of the model that made the vectors.")
 
     def _open(self, dim, model):
         "Read index.json and keys.jsonl, checking the format, the file sizes, and `dim`/`model` when given."
         h = json.loads((self.root/INDEX_FILE).read_text())
         if h.get('format') != INDEX_FORMAT:
-            raise GalleryIndexError(f"{self.root/INDEX_FILE} has format {h.get('format')!r}, not {INDEX_FORMAT!r}: "
+            raise GalleryIndexError(f"{self.root/INDEX_FILE} has format {h.get('format')!r}, not "
+                                    f"{INDEX_FORMAT!r}: "
                                     "rebuild the index")
         n, d = h['count'], h['dim']
         size = lambda name: (self.root/name).stat().st_size if (self.root/name).exists() else 0
         if short := [f"{name} ({size(name)} < {s} bytes)" for name, s in
                      {VECTORS_FILE: n * d * 4, KEYS_FILE: h['keys_bytes']}.items() if size(name) < s]:
-            raise GalleryIndexError(f"the gallery index at {self.root} is truncated: {', '.join(short)}; rebuild it")
-        with open(self.root/KEYS_FILE, 'rb') as f: rows = [json.loads(l) for l in f.read(h['keys_bytes']).decode().splitlines()]
+            raise GalleryIndexError(
+                f"the gallery index at {self.root} is truncated: {', '.join(short)}; rebuild it"
+            )
+        with open(self.root / KEYS_FILE, 'rb') as f:
+            rows = [json.loads(l) for l in f.read(h['keys_bytes']).decode().splitlines()]
         if len(rows) != n:
-            raise GalleryIndexError(f"the gallery index at {self.root} lists {len(rows)} keys for {n} vectors; rebuild it")
+            raise GalleryIndexError(f"the gallery index at {self.root} lists {len(rows)} keys for {n} "
+                                    "vectors; rebuild it")
         if dim is not None and dim != d:
-            raise GalleryIndexError(f"the gallery index at {self.root} holds {d}-d vectors, not {dim}-d: it was built by "
-                                    "another model; use a new folder")
-        if model is not None and h['model'] is not None and (diff := _differences(h['model'], json.loads(json.dumps(model)))):
-            raise GalleryIndexError(f"the gallery index at {self.root} was built by another model or setting (differs in: "
-                                    f"{', '.join(diff)}); embed the gallery again with this checkpoint into a new folder")
+            raise GalleryIndexError(f"the gallery index at {self.root} holds {d}-d vectors, not {dim}-d: "
+                                    "it was built by another model; use a new folder")
+        asked = json.loads(json.dumps(model))
+        if model is not None and h['model'] is not None and (diff := _differences(h['model'], asked)):
+            raise GalleryIndexError(
+                f"the gallery index at {self.root} was built by another model or setting "
+                "(differs in: "
+                f"{', '.join(diff)}); embed the gallery again with this checkpoint into a new folder"
+            )
         self.header, self.keys, self.paths = h, [r[0] for r in rows], [r[1] for r in rows]
 
     @property
@@ -109,7 +121,11 @@ class GalleryIndex:
         "The (count, dim) float32 unit vectors, as a read-only memory map."
         if self._mm is None:
             n, d = self.header['count'], self.header['dim']
-            self._mm = np.memmap(self.root/VECTORS_FILE, np.float32, 'r', shape=(n, d)) if n else np.zeros((0, d), np.float32)
+            self._mm = (
+                np.memmap(self.root / VECTORS_FILE, np.float32, 'r', shape=(n, d))
+                if n
+                else np.zeros((0, d), np.float32)
+            )
         return self._mm
 
     def add(self, embeddings, # (N, dim) tensor or array (normalised here)
@@ -118,18 +134,21 @@ class GalleryIndex:
         "Append embeddings with their keys and paths; index.json is replaced last, atomically."
         x = _unit(embeddings)
         keys, paths = [str(k) for k in keys], list(paths) if paths is not None else [None] * len(x)
-        if x.shape[1] != self.dim: raise ValueError(f"the index holds {self.dim}-d vectors; got {x.shape[1]}-d embeddings")
+        if x.shape[1] != self.dim: raise ValueError(f"the index holds {self.dim}-d vectors; got "
+                                                    f"{x.shape[1]}-d embeddings")
         if not len(keys) == len(paths) == len(x):
             raise ValueError(f"got {len(x)} embeddings, {len(keys)} keys and {len(paths)} paths")
         if len(set(keys)) < len(keys): raise ValueError("keys repeat within this batch; keys must be unique")
         if present := [k for k in keys if k in self]:
-            raise ValueError(f"already in the index: {', '.join(present[:5])}{' ...' if len(present) > 5 else ''}")
+            raise ValueError("already in the index: "
+                             f"{', '.join(present[:5])}{' ...' if len(present) > 5 else ''}")
         lines = ''.join(json.dumps([k, None if p is None else str(p)], ensure_ascii=False) + '\n'
                         for k, p in zip(keys, paths)).encode()
         self._mm = None
         _append(self.root/VECTORS_FILE, len(self) * self.dim * 4, x.tobytes())
         _append(self.root/KEYS_FILE, self.header['keys_bytes'], lines)
-        header = {**self.header, 'count': len(self) + len(x), 'keys_bytes': self.header['keys_bytes'] + len(lines)}
+        header = {**self.header, 'count': len(self) + len(x),
+                  'keys_bytes': self.header['keys_bytes'] + len(lines)}
         with atomic_write(self.root/INDEX_FILE, 'w') as f: json.dump(header, f, indent=1)
         self.header, self.keys = header, self.keys + keys
         self.paths, self._keyset = self.paths + [None if p is None else str(p) for p in paths], None
@@ -150,33 +169,39 @@ def _decode_keys(keys:np.ndarray) -> tuple: # uint64 keys from `_sort_keys`
     bits = np.where(hi >> 31, hi & np.uint32(0x7FFFFFFF), ~hi)
     return (keys & np.uint64(0xFFFFFFFF)).astype(np.int64), bits.view(np.float32)
 
-# %% ../nbs/51_gallery.ipynb #e9fc697d
+# %% ../nbs/51_gallery.ipynb #de53d780
 def _faiss_search(q:np.ndarray, g, k:int, chunk:int) -> tuple:
     "Exact inner-product search with faiss (IndexFlatIP); the gallery is added in chunks but held in memory."
     try: import faiss
     except ImportError:
-        raise ImportError("backend='faiss' needs faiss: pip install faiss-cpu (or pmanet[faiss]); the default "
-                          "backend='numpy' needs nothing") from None
+        raise ImportError(
+            "backend='faiss' needs faiss: pip install faiss-cpu (or pmanet[faiss]); the default "
+            "backend='numpy' needs nothing"
+        ) from None
     index = faiss.IndexFlatIP(q.shape[1])
     for t in range(0, len(g), chunk): index.add(np.ascontiguousarray(g[t:t + chunk], dtype=np.float32))
     sims, idx = index.search(q, k)
     return idx.astype(np.int64), (1 - sims).astype(np.float32)
 
-# %% ../nbs/51_gallery.ipynb #e97055b0
+# %% ../nbs/51_gallery.ipynb #cdcf7457
 def search(queries, # (Q, D) query embeddings, tensor or array (normalised here)
            gallery, # a `GalleryIndex`, or (G, D) gallery embeddings in memory
            k:int=10, # matches per query (at most G)
            query_chunk:int=256, # queries per block
-           gallery_chunk:int=16384, # gallery rows per block: memory ~ 20 bytes x query_chunk x (gallery_chunk + k)
-           backend:str='numpy') -> tuple: # 'numpy' (exact, ties by gallery order) or 'faiss' (needs faiss-cpu)
+           # gallery rows per block: memory ~ 20 bytes x query_chunk x (gallery_chunk + k)
+           gallery_chunk:int=16384,
+           backend:str='numpy') -> tuple: # 'numpy' (exact) or 'faiss' (needs faiss-cpu)
     "Top-k gallery matches per query by cosine distance: (indices (Q, k) int64, distances (Q, k) float32)."
     q = _unit(queries, 'queries')
     g = gallery.vectors if isinstance(gallery, GalleryIndex) else _unit(gallery, 'gallery embeddings')
     if q.shape[1] != g.shape[1]:
-        raise ValueError(f"queries are {q.shape[1]}-d but the gallery is {g.shape[1]}-d: embed both with the same model")
+        raise ValueError(
+            f"queries are {q.shape[1]}-d but the gallery is {g.shape[1]}-d: embed both with the same model"
+        )
     if len(g) == 0: raise ValueError("the gallery is empty")
     if k < 1 or query_chunk < 1 or gallery_chunk < 1:
-        raise ValueError(f"k, query_chunk and gallery_chunk must be >= 1, got {k}, {query_chunk}, {gallery_chunk}")
+        raise ValueError(f"k, query_chunk and gallery_chunk must be >= 1, got {k}, {query_chunk}, "
+                         f"{gallery_chunk}")
     if len(g) >= 2**32: raise ValueError(f"backend='numpy' searches up to 2**32 gallery rows, got {len(g)}")
     k = min(k, len(g))
     if backend == 'faiss': return _faiss_search(q, g, k, gallery_chunk)
@@ -192,14 +217,15 @@ def search(queries, # (Q, D) query embeddings, tensor or array (normalised here)
         indices[s:s + query_chunk], distances[s:s + query_chunk] = _decode_keys(best)
     return indices, distances
 
-# %% ../nbs/51_gallery.ipynb #257622a3
+# %% ../nbs/51_gallery.ipynb #f3c0769a
 def index_images(embedder:Embedder, # the model that embeds
                  images, # a folder of images (searched recursively)
                  index_dir, # the index folder: created, or extended with the images it lacks
                  block:int=1024, # images embedded and appended at a time
                  batch_size:int=32, num_workers:int=0, # see `Embedder.embed`
                  progress:bool=True) -> tuple: # a progress bar over the images
-    "Embed the folder's images missing from the index at `index_dir`, `block` at a time: (index, number added)."
+    """Embed the folder's images missing from the index at `index_dir`, `block` at a time: (index, number
+    added)."""
     if not Path(images).is_dir(): raise FileNotFoundError(f"gallery folder not found: {images}")
     paths, keys = image_items(Path(images))
     index = GalleryIndex(index_dir, embedder.dim, embedder.describe())
@@ -212,7 +238,7 @@ def index_images(embedder:Embedder, # the model that embeds
             bar.update(len(ks))
     return index, len(todo)
 
-# %% ../nbs/51_gallery.ipynb #068e899f
+# %% ../nbs/51_gallery.ipynb #e9781d8a
 def matches_image(query_images:list, # the queries to draw: paths or RGB arrays
                   gallery_images:list, # every gallery image, indexable by gallery index: paths or RGB arrays
                   indices:np.ndarray, # (len(query_images), k) gallery indices, nearest first
@@ -224,26 +250,31 @@ def matches_image(query_images:list, # the queries to draw: paths or RGB arrays
     "One row per query: the query, then its matches with their distances under them (RGB uint8 image)."
     gap, text_h, rows = 4, 16, []
     for r, q in enumerate(query_images):
-        colours = [GREY if correct is None else GREEN if correct[r][j] else RED for j in range(len(indices[r]))]
+        colours = [
+            GREY if correct is None else GREEN if correct[r][j] else RED for j in range(len(indices[r]))
+        ]
         tiles = [image_tile(q, size, WHITE, border)]
         tiles += [image_tile(gallery_images[g], size, c, border) for g, c in zip(indices[r], colours)]
         row = picture_row(tiles, gap)
         label = np.full((text_h, row.shape[1], 3), 255, np.uint8)
         x0, step = size[1] + 2 * border + 3 * gap, size[1] + 2 * border + gap
         for j, d in enumerate(distances[r]):
-            cv2.putText(label, f'{d:.3f}', (x0 + j * step + 2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+            cv2.putText(label, f'{d:.3f}', (x0 + j * step + 2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0),
+                        1, cv2.LINE_AA)
         rows.append(np.concatenate([row, label], 0))
     img = stack_rows(rows, gap)
     if path is not None: write_image(path, img)
     return img
 
-# %% ../nbs/51_gallery.ipynb #1d077ad7
+# %% ../nbs/51_gallery.ipynb #f86cbeba
 def embedder_for(checkpoint, # a PMNet or BoT checkpoint (`--checkpoint`)
                  config:str|None=None, # a PMNetConfig file it must have been trained with (`--config`)
                  flip:bool=False, device:str='auto') -> Embedder:
     "The `Embedder` of a command: the checkpoint, checked against the config file if given."
-    if checkpoint is None: raise UsageError("--checkpoint is required: a PMNet or BoT checkpoint written by pmanet training")
-    return Embedder.from_checkpoint(checkpoint, PMNetConfig.load(config) if config else None, flip=flip, device=device)
+    if checkpoint is None: raise UsageError("--checkpoint is required: a PMNet or BoT checkpoint written by "
+                                            "pmanet training")
+    return Embedder.from_checkpoint(checkpoint, PMNetConfig.load(config) if config else None, flip=flip,
+                                    device=device)
 
 def embed_command(images:str, # folder of gallery images (searched recursively)
                   index:str, # gallery index folder: created, or extended with the images it lacks
@@ -260,23 +291,27 @@ def embed_command(images:str, # folder of gallery images (searched recursively)
     print(f"added {added} images to {idx.root}; it holds {len(idx)} ({idx.dim}-d, {emb.spec['kind']}, "
           f"lambdas {emb.lambdas}, flip {flip})")
 
-# %% ../nbs/51_gallery.ipynb #8012b5ea
-def _write_matches(out:Path, query_keys, query_paths, index:GalleryIndex, indices, distances, meta:dict) -> list:
+# %% ../nbs/51_gallery.ipynb #9dec7055
+def _write_matches(out:Path, query_keys, query_paths, index:GalleryIndex, indices, distances,
+                   meta:dict) -> list:
     "Write matches.json and matches.csv of a search; their paths."
-    match = lambda r, g, d: {'rank': r + 1, 'key': index.keys[g], 'path': index.paths[g], 'distance': float(d)}
-    queries = [{'query': qk, 'path': str(qp), 'matches': [match(r, g, d) for r, (g, d) in enumerate(zip(gi, gd))]}
+    match = lambda r, g, d: {'rank': r + 1, 'key': index.keys[g], 'path': index.paths[g],
+                             'distance': float(d)}
+    queries = [{'query': qk, 'path': str(qp),
+                'matches': [match(r, g, d) for r, (g, d) in enumerate(zip(gi, gd))]}
                for qk, qp, gi, gd in zip(query_keys, query_paths, indices, distances)]
     with atomic_write(out/'matches.json', 'w') as f: json.dump({**meta, 'queries': queries}, f, indent=1)
     with atomic_write(out/'matches.csv', 'w') as f:
         w = csv.writer(f)
         w.writerow(['query', 'rank', 'gallery', 'distance'])
-        for q in queries: w.writerows([q['query'], m['rank'], m['key'], f"{m['distance']:.6f}"] for m in q['matches'])
+        for q in queries:
+            w.writerows([q['query'], m['rank'], m['key'], f"{m['distance']:.6f}"] for m in q['matches'])
     return [out/'matches.json', out/'matches.csv']
 
 def search_command(query_dir:str, # folder of query images (searched recursively)
                    gallery:str, # a gallery index folder (`pmanet embed`) or a folder of gallery images
                    checkpoint:str=None, # trained model: a checkpoint with a model_spec (required)
-                   out:str='search_results', # folder for matches.json, matches.csv, matches.png (and gallery_index/)
+                   out:str='search_results', # folder for matches.json/.csv/.png
                    k:int=10, # matches per query
                    show:int=8, # queries printed and drawn (0: none)
                    config:str=None, # PMNetConfig YAML/JSON the checkpoint must have been trained with
@@ -287,7 +322,8 @@ def search_command(query_dir:str, # folder of query images (searched recursively
     "Rank the gallery for every query image; print, and save the ranked matches as JSON, CSV and a picture."
     emb, out = embedder_for(checkpoint, config, flip, device), Path(out)
     if (Path(gallery)/INDEX_FILE).exists(): index = GalleryIndex(gallery, emb.dim, emb.describe())
-    else: index, _ = index_images(emb, gallery, out/'gallery_index', batch_size=batch_size, num_workers=num_workers)
+    else: index, _ = index_images(emb, gallery, out/'gallery_index', batch_size=batch_size,
+                                  num_workers=num_workers)
     q_paths, _ = image_items(query_dir)
     q = emb.embed(query_dir, batch_size, num_workers)
     indices, distances = search(q.fused(), index, k)
@@ -296,7 +332,8 @@ def search_command(query_dir:str, # folder of query images (searched recursively
     files = _write_matches(out, q.keys, q_paths, index, indices, distances, meta)
     for r in range(min(show, len(q.keys))):
         top = zip(indices[r][:5], distances[r][:5])
-        print(f"{q.keys[r]}:  " + '  '.join(f"{j + 1}. {index.keys[g]} ({d:.3f})" for j, (g, d) in enumerate(top)))
+        print(f"{q.keys[r]}:  " + '  '.join(f"{j + 1}. {index.keys[g]} ({d:.3f})" for j,
+                                            (g, d) in enumerate(top)))
     if show > 0 and all(p is not None for p in index.paths):
         files.append(out/'matches.png')
         matches_image(q_paths[:show], index.paths, indices[:show], distances[:show], path=files[-1])

@@ -26,42 +26,50 @@ from .store import Store, parse_shard, shard_of
 __all__ = ['GrabCutConfig', 'grabcut_rect', 'grabcut_mask', 'toy_vehicle', 'ImageFile', 'list_images', 'make_pseudo_masks',
            'pseudo_masks_command', 'grabcut_throughput']
 
-# %% ../nbs/10_grabcut.ipynb #675c03ce
+# %% ../nbs/10_grabcut.ipynb #728eaacb
 @dataclass
 class GrabCutConfig(Config):
-    "Settings of the GrabCut pseudo labels (paper III-A; the paper gives none, these are SPEC section 1's)."
+    "Settings of the GrabCut pseudo labels (paper III-A gives none; the reasons for these are above)."
     margin: float = 0.05   # the rectangle is the image inset by this fraction of each side
     iters: int = 5         # GrabCut iterations
     max_fg: float = 0.98   # a mask covering more than this fraction of the rectangle is degenerate
     seed: int = 0          # OpenCV's RNG seed, set before each image
 
-# %% ../nbs/10_grabcut.ipynb #53051ee5
+# %% ../nbs/10_grabcut.ipynb #33139b2d
 def grabcut_rect(h:int, # image height
                  w:int, # image width
                  margin:float=0.05) -> tuple[int, int, int, int]: # fraction of each side left outside
     "The GrabCut rectangle `(x, y, width, height)`: the image inset by `margin`, and by at least one pixel."
-    if not 0 <= margin < 0.5: raise ValueError(f"GrabCut margin must be in [0, 0.5) (a fraction of each side), got {margin}")
+    if not 0 <= margin < 0.5: raise ValueError("GrabCut margin must be in [0, 0.5) (a fraction of each "
+                                               f"side), got {margin}")
     x, y = max(1, round(margin * w)), max(1, round(margin * h))
-    if w - 2 * x < 1 or h - 2 * y < 1: raise ValueError(f"image of {h}x{w} pixels is too small for GrabCut with margin {margin}")
+    if w - 2 * x < 1 or h - 2 * y < 1: raise ValueError(f"image of {h}x{w} pixels is too small for GrabCut "
+                                                        f"with margin {margin}")
     return x, y, w - 2 * x, h - 2 * y
 
-# %% ../nbs/10_grabcut.ipynb #40f0aa01
+# %% ../nbs/10_grabcut.ipynb #a78ccb76
 def grabcut_mask(image:np.ndarray, # RGB (or BGR: GrabCut's colour models do not care) uint8 image, H x W x 3
                  margin:float=0.05, # fraction of each side outside the GrabCut rectangle
                  iters:int=5, # GrabCut iterations
                  max_fg:float=0.98, # above this fraction of the rectangle the mask is degenerate
                  seed:int=0, # OpenCV RNG seed set before the call (reproducible masks)
                 ) -> tuple[np.ndarray, str|None]:
-    "GrabCut foreground mask (uint8 H x W in {0,1}) and the fallback reason ('error', 'empty', 'full') or None."
-    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
-        raise ValueError(f"grabcut_mask needs a uint8 H x W x 3 image (as pmanet.core.read_image returns), got "
-                         f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
+    """GrabCut foreground mask (uint8 H x W in {0,1}) and the fallback reason ('error', 'empty', 'full') or
+    None."""
+    if not (
+        isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    ):
+        raise ValueError(
+            f"grabcut_mask needs a uint8 H x W x 3 image (as pmanet.core.read_image returns), got "
+            f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}"
+        )
     h, w = image.shape[:2]
     x, y, rw, rh = grabcut_rect(h, w, margin)
     gc = np.zeros((h, w), np.uint8)
     cv2.setRNGSeed(seed)
     try:
-        cv2.grabCut(np.ascontiguousarray(image), gc, (x, y, rw, rh), np.zeros((1, 65)), np.zeros((1, 65)), iters, cv2.GC_INIT_WITH_RECT)
+        cv2.grabCut(np.ascontiguousarray(image), gc, (x, y, rw, rh), np.zeros((1, 65)), np.zeros((1, 65)),
+                    iters, cv2.GC_INIT_WITH_RECT)
         mask = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
         fg = mask.sum() / (rw * rh)
         reason = 'empty' if fg == 0 else 'full' if fg > max_fg else None
@@ -70,54 +78,68 @@ def grabcut_mask(image:np.ndarray, # RGB (or BGR: GrabCut's colour models do not
     rect = np.zeros((h, w), np.uint8); rect[y:y + rh, x:x + rw] = 1
     return rect, reason
 
-# %% ../nbs/10_grabcut.ipynb #6ce37fdc
+# %% ../nbs/10_grabcut.ipynb #1055297c
 def toy_vehicle(size:int=96, # image side in pixels
                 seed:int=0, # seeds the colours, texture and placement
-                scale:float=1.0) -> tuple[np.ndarray, np.ndarray]: # vehicle size relative to the default (0.55-0.7 of the width)
+                scale:float=1.0) -> tuple[np.ndarray,
+                                          np.ndarray]: # vehicle size relative to the default
     "A car-like drawing on a textured background (RGB uint8, size x size x 3) and its ground-truth mask."
     rng, s = np.random.default_rng(seed), size
     coarse = rng.integers(60, 190, (6, 6, 1)) + rng.integers(-25, 26, (6, 6, 3))
     img = cv2.resize(coarse.astype(np.float32), (s, s), interpolation=cv2.INTER_CUBIC)
-    for _ in range(4): cv2.line(img, (0, int(rng.integers(0, s))), (s - 1, int(rng.integers(0, s))), rng.integers(0, 255, 3).tolist(), 1)
+    for _ in range(4): cv2.line(img, (0, int(rng.integers(0, s))), (s - 1, int(rng.integers(0, s))),
+                                rng.integers(0, 255, 3).tolist(), 1)
     mask = np.zeros((s, s), np.uint8)
-    cx, cy, bw, bh = s * rng.uniform(0.42, 0.58), s * rng.uniform(0.5, 0.6), s * scale * rng.uniform(0.55, 0.7), s * scale * rng.uniform(0.22, 0.3)
+    cx, cy, bw, bh = (
+        s * rng.uniform(0.42, 0.58),
+        s * rng.uniform(0.5, 0.6),
+        s * scale * rng.uniform(0.55, 0.7),
+        s * scale * rng.uniform(0.22, 0.3),
+    )
     colour = rng.integers(0, 256, 3); colour[rng.integers(3)] = 230; colour[rng.integers(3)] = 30
     x1, x2, y1, y2 = cx - bw / 2, cx + bw / 2, cy - bh / 2, cy + bh / 2
-    body = [[x1, y2], [x1, y1 + bh * .2], [x1 + bw * .1, y1], [x2 - bw * .1, y1], [x2, y1 + bh * .2], [x2, y2]]
-    cabin = [[x1 + bw * .2, y1], [x1 + bw * .3, y1 - bh * .7], [x2 - bw * .3, y1 - bh * .7], [x2 - bw * .15, y1]]
+    body = [[x1, y2], [x1, y1 + bh * .2], [x1 + bw * .1, y1], [x2 - bw * .1, y1], [x2, y1 + bh * .2],
+            [x2, y2]]
+    cabin = [[x1 + bw * .2, y1], [x1 + bw * .3, y1 - bh * .7], [x2 - bw * .3, y1 - bh * .7],
+             [x2 - bw * .15, y1]]
     for poly in (body, cabin):
         cv2.fillPoly(img, [np.int32(poly)], colour.tolist()); cv2.fillPoly(mask, [np.int32(poly)], 1)
-    window = [[x1 + bw * .25, y1 - 1], [x1 + bw * .33, y1 - bh * .6], [x2 - bw * .33, y1 - bh * .6], [x2 - bw * .2, y1 - 1]]
+    window = [[x1 + bw * .25, y1 - 1], [x1 + bw * .33, y1 - bh * .6], [x2 - bw * .33, y1 - bh * .6],
+              [x2 - bw * .2, y1 - 1]]
     cv2.fillPoly(img, [np.int32(window)], (40, 50, 70))
-    for wx in (x1 + bw * .2, x2 - bw * .2):
-        cv2.circle(img, (int(wx), int(y2)), max(2, int(bh * .3)), (25, 25, 25), -1); cv2.circle(mask, (int(wx), int(y2)), max(2, int(bh * .3)), 1, -1)
+    for wx in (x1 + bw * 0.2, x2 - bw * 0.2):
+        cv2.circle(img, (int(wx), int(y2)), max(2, int(bh * 0.3)), (25, 25, 25), -1)
+        cv2.circle(mask, (int(wx), int(y2)), max(2, int(bh * 0.3)), 1, -1)
     for lx in (x1 + 2, x2 - 2 - max(2, bw * .08)):
-        cv2.rectangle(img, (int(lx), int(y1 + bh * .3)), (int(lx + max(2, bw * .08)), int(y1 + bh * .45)), (250, 240, 180), -1)
+        cv2.rectangle(img, (int(lx), int(y1 + bh * .3)), (int(lx + max(2, bw * .08)), int(y1 + bh * .45)),
+                      (250, 240, 180), -1)
     img += rng.normal(0, 10, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8), mask
 
-# %% ../nbs/10_grabcut.ipynb #cf812a1d
+# %% ../nbs/10_grabcut.ipynb #5918bcef
 class ImageFile(NamedTuple):
     "An image file and its store key (its path relative to the dataset root, POSIX form)."
     path: Path
     key: str
 
 def list_images(root, # the dataset root folder
-                exts:tuple|None=None) -> list[ImageFile]: # image suffixes (case-insensitive); default IMAGE_EXTS
+                exts:tuple|None=None) -> list[ImageFile]: # suffixes, any case; default IMAGE_EXTS
     "Every image file below `root`, recursively, sorted by key."
     root, exts = Path(root), exts or IMAGE_EXTS
     if not root.is_dir(): raise FileNotFoundError(f"dataset root not found (or not a folder): {root}")
     return sorted((ImageFile(p, p.relative_to(root).as_posix()) for p in root.rglob('*')
                    if p.suffix.lower() in exts and p.is_file()), key=lambda f: f.key)
 
-# %% ../nbs/10_grabcut.ipynb #c7dc38ce
+# %% ../nbs/10_grabcut.ipynb #0033dbd0
 def _init_worker():
     "Worker processes run one OpenCV thread each: the pool already uses every core."
     cv2.setNumThreads(1)
 
 def _pool(workers:int) -> ProcessPoolExecutor:
-    "A pool of `workers` *spawned* processes (a forked child of a process with OpenCV or PyTorch threads can deadlock)."
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'), initializer=_init_worker)
+    """A pool of `workers` *spawned* processes (a forked child of a process with OpenCV or PyTorch threads can
+    deadlock)."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'),
+                               initializer=_init_worker)
 
 def _mask_one(job:tuple) -> tuple[str, str|None, str|None]:
     "Compute and store the mask of one image; return (key, fallback reason, read error)."
@@ -134,45 +156,61 @@ def _run_jobs(jobs:list, workers:int, bar:dict) -> list:
     try:
         with _pool(workers) as ex: return list(tqdm(ex.map(_mask_one, jobs, chunksize=4), **bar))
     except BrokenProcessPool:
-        raise RuntimeError("a GrabCut worker process died (out of memory, killed, or the calling script lacks the "
-                           "`if __name__ == '__main__':` guard that spawned workers need); finished masks are kept: "
-                           "run again to resume") from None
+        raise RuntimeError(
+            "a GrabCut worker process died (out of memory, killed, or the calling script lacks the "
+            "`if __name__ == '__main__':` guard that spawned workers need); finished masks are kept: "
+            "run again to resume"
+        ) from None
 
-# %% ../nbs/10_grabcut.ipynb #8902c18a
-def make_pseudo_masks(source, # a dataset root folder, or records with `.path` and `.key` (e.g. pmanet.datasets')
+# %% ../nbs/10_grabcut.ipynb #44341f10
+def make_pseudo_masks(source, # a dataset root, or records with `.path` and `.key`
                       store_dir, # the mask store folder (created if needed; an existing one is resumed)
                       workers:int=0, # worker processes (0: one per CPU core; 1: in this process)
                       shard:str|None=None, # 'i/n': only shard i of n (0-based), for cluster array jobs
-                      config:GrabCutConfig|None=None, # GrabCut settings (SPEC section 1 defaults)
-                      command:str|None=None, # the command that rebuilds this store, recorded for error messages
+                      config:GrabCutConfig|None=None, # GrabCut settings (default: `GrabCutConfig()`)
+                      # the command that rebuilds this store, recorded for error messages
+                      command:str|None=None,
                       progress:bool=True) -> dict: # show a progress bar
-    "Compute the GrabCut masks of `source` missing from the store at `store_dir`, in parallel; return the report."
+    """Compute the GrabCut masks of `source` missing from the store at `store_dir`, in parallel; return the
+    report."""
     cfg, (i, n) = config or GrabCutConfig(), parse_shard(shard)
     items = list_images(source) if isinstance(source, (str, Path)) else list(source)
     items = list({it.key: it for it in items}.values())                # one entry per key
-    store = Store.create(store_dir, 'grabcut', cfg.to_dict(), command or f"pmanet pseudo-masks DATASET_ROOT {store_dir}", expected=len(items))
+    store = Store.create(store_dir, 'grabcut', cfg.to_dict(),
+                         command or f"pmanet pseudo-masks DATASET_ROOT {store_dir}", expected=len(items))
     mine = [it for it in items if shard_of(it.key, n) == i]
     jobs = [(str(it.path), it.key, store, cfg.to_dict()) for it in mine if it.key not in store]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()   # a cluster job's share
+    # a cluster job's share
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     workers = max(1, min(workers or cores or 1, len(jobs)))
-    bar = dict(total=len(jobs), desc=f"GrabCut shard {i}/{n}" if n > 1 else "GrabCut", unit='img', disable=not progress)
+    bar = dict(total=len(jobs), desc=f"GrabCut shard {i}/{n}" if n > 1 else "GrabCut", unit='img',
+               disable=not progress)
     t0 = time.perf_counter()
     results = _run_jobs(jobs, workers, bar)
     unreadable = [err for _, _, err in results if err]
-    run = dict(shard=f"{i}/{n}", images=len(mine), skipped=len(mine) - len(jobs), computed=len(results) - len(unreadable),
-               fallbacks=dict(Counter(r for _, r, err in results if r and not err)), unreadable=len(unreadable),
-               seconds=round(time.perf_counter() - t0, 1), workers=workers)
+    run = dict(
+        shard=f"{i}/{n}",
+        images=len(mine),
+        skipped=len(mine) - len(jobs),
+        computed=len(results) - len(unreadable),
+        fallbacks=dict(Counter(r for _, r, err in results if r and not err)),
+        unreadable=len(unreadable),
+        seconds=round(time.perf_counter() - t0, 1),
+        workers=workers,
+    )
     rep = dict(store=store.report(), run=run)
     with atomic_write(Path(store_dir)/'report.json', 'w') as f: json.dump(rep, f, indent=2)
     if unreadable:
-        raise ImageReadError(f"{len(unreadable)} image(s) could not be read, e.g. {unreadable[0]}; the other masks are stored. "
+        raise ImageReadError(f"{len(unreadable)} image(s) could not be read, e.g. {unreadable[0]}; the other "
+                             "masks are stored. "
                              "Fix or remove them and re-run the same command (finished images are skipped)")
     return rep
 
-# %% ../nbs/10_grabcut.ipynb #72935923
-def pseudo_masks_command(root:str, # dataset root: every image below it gets a mask, keyed by its path relative to ROOT
+# %% ../nbs/10_grabcut.ipynb #c0092ee9
+def pseudo_masks_command(root:str, # every image below it gets a mask, keyed by its relative path
                  out:str, # the mask store folder (created; running again resumes it)
-                 dataset:str=None, # 'veri776' or 'vehicleid': read ROOT with pmanet.datasets and mask its training images only
+                 # 'veri776' or 'vehicleid': read ROOT with pmanet.datasets and mask its training images only
+                 dataset:str=None,
                  workers:int=0, # worker processes (0: one per CPU core this job may use)
                  shard:str=None, # 'i/n': only shard i of n (0-based), for cluster array jobs
                  margin:float=0.05, # fraction of each side outside the GrabCut rectangle
@@ -183,7 +221,8 @@ def pseudo_masks_command(root:str, # dataset root: every image below it gets a m
     "Compute GrabCut pseudo masks (paper III-A) for the images under ROOT into the mask store OUT."
     readers = {'veri776': read_veri776, 'vehicleid': read_vehicleid}
     if dataset is not None and dataset not in readers:
-        raise UsageError(f"unknown --dataset {dataset!r}; use {' or '.join(readers)}, or leave it out to mask every "
+        raise UsageError(f"unknown --dataset {dataset!r}; use {' or '.join(readers)}, or leave it out to "
+                         "mask every "
                          "image under ROOT")
     cfg = GrabCutConfig(margin=margin, iters=iters, max_fg=max_fg, seed=seed)
     default = GrabCutConfig()
@@ -195,18 +234,19 @@ def pseudo_masks_command(root:str, # dataset root: every image below it gets a m
                             command=f"pmanet pseudo-masks {root} {out}{opts}", progress=not quiet)
     if not quiet:
         r, s = rep['run'], rep['store']
-        print(f"shard {r['shard']}: {r['computed']} computed, {r['skipped']} already done, fallbacks {r['fallbacks']} "
+        print(f"shard {r['shard']}: {r['computed']} computed, {r['skipped']} already done, fallbacks "
+              f"{r['fallbacks']} "
               f"({r['seconds']} s, {r['workers']} workers); store: {s['entries']}/{s['expected']} entries, "
               f"fallbacks {s['counts'].get('fallback', {})}, corrupt {len(s['corrupt'])}")
 
-# %% ../nbs/10_grabcut.ipynb #654ad623
+# %% ../nbs/10_grabcut.ipynb #327fa9b3
 def _grabcut_image(img): return grabcut_mask(img)[1]
 
 def grabcut_throughput(sizes:tuple=(128, 256), # image sides to time
                        workers:tuple=(1, 2), # process counts to time (1: the calling process)
                        n:int=16, # images per measurement
                        show:bool=True) -> list[dict]: # print the table
-    "Time GrabCut (SPEC section 1 settings) on toy vehicles: images/s per image size and process count."
+    "Time GrabCut (default settings) on toy vehicles: images/s per image size and process count."
     rows = []
     for s in sizes:
         imgs = [toy_vehicle(s, i)[0] for i in range(n)]
@@ -217,7 +257,8 @@ def grabcut_throughput(sizes:tuple=(128, 256), # image sides to time
                 with _pool(w) as ex:
                     list(ex.map(_grabcut_image, imgs[:w]))                     # start and warm up the workers
                     t = time.perf_counter(); list(ex.map(_grabcut_image, imgs)); dt = time.perf_counter() - t
-            rows.append(dict(size=s, processes=w, images=n, seconds=round(dt, 3), images_per_s=round(n / dt, 1)))
+            rows.append(dict(size=s, processes=w, images=n, seconds=round(dt, 3),
+                             images_per_s=round(n / dt, 1)))
     if show:
         print(f"{'size':>6} {'processes':>9} {'images/s':>9}")
         for r in rows: print(f"{r['size']:>6} {r['processes']:>9} {r['images_per_s']:>9}")

@@ -18,7 +18,7 @@ __all__ = ['MIN_CPU_BF16_SPEEDUP', 'AMP_CHOICES', 'CHANNELS_LAST_MIN_CPU_SIZE', 
            'cpu_flags', 'cpu_has_native_bf16', 'cpu_bf16_speedup', 'autocast_dtype', 'use_channels_last',
            'loader_workers', 'set_threads', 'describe_precision']
 
-# %% ../nbs/01_hardware.ipynb #28184152
+# %% ../nbs/01_hardware.ipynb #92deea1a
 class DeviceError(PmanetError, RuntimeError):
     "A device that was asked for but is not available on this machine."
 
@@ -32,9 +32,12 @@ def get_device(device:str='auto') -> torch.device: # 'auto', 'cpu', 'cuda', 'cud
     dev = torch.device(device)
     if dev.type == 'cuda':
         if not torch.cuda.is_available():
-            raise DeviceError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
+            raise DeviceError(
+                f"device {device!r} asked for, but CUDA is not available here; use --device cpu"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"device {device!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
+            raise DeviceError(f"device {device!r} asked for, but only {torch.cuda.device_count()} CUDA "
+                              "device(s) exist")
     return dev
 
 # %% ../nbs/01_hardware.ipynb #7875e926
@@ -61,7 +64,7 @@ def cpu_has_native_bf16() -> bool:
     "True when this CPU executes bfloat16 dot products in hardware (AVX512-BF16, AMX-BF16 or Arm BF16)."
     return bool(cpu_flags() & _BF16_FLAGS)
 
-# %% ../nbs/01_hardware.ipynb #2b338a57
+# %% ../nbs/01_hardware.ipynb #1f7175d9
 def _seconds(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -70,15 +73,18 @@ def _seconds(fn) -> float:
 @functools.cache
 def cpu_bf16_speedup(n:int=768, # side of the square matrices multiplied
                      repeats:int=7) -> float: # fp32/bf16 pairs timed (the median ratio counts)
-    "How many times faster this CPU multiplies n x n matrices in bf16 than in fp32 (measured once per process)."
+    """How many times faster this CPU multiplies n x n matrices in bf16 than in fp32 (measured once per
+    process)."""
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
     a16, b16 = a.bfloat16(), b.bfloat16()
-    _seconds(lambda: a @ b); _seconds(lambda: a16 @ b16)          # warm-up: oneDNN builds its kernels on first use
+    # warm-up: oneDNN builds its kernels on first use
+    _seconds(lambda: a @ b); _seconds(lambda: a16 @ b16)
     return statistics.median(_seconds(lambda: a @ b) / _seconds(lambda: a16 @ b16) for _ in range(repeats))
 
-# %% ../nbs/01_hardware.ipynb #17e41cde
-MIN_CPU_BF16_SPEEDUP = 1.3   # CPU bf16 autocast is chosen automatically only when it is at least this much faster
+# %% ../nbs/01_hardware.ipynb #73c89441
+# CPU bf16 autocast is chosen automatically only when it is at least this much faster
+MIN_CPU_BF16_SPEEDUP = 1.3
 AMP_CHOICES = ('auto', 'bf16', 'fp16', 'off')
 
 def autocast_dtype(amp:str, # 'auto', 'bf16', 'fp16' or 'off'
@@ -92,14 +98,15 @@ def autocast_dtype(amp:str, # 'auto', 'bf16', 'fp16' or 'off'
     fast = cpu_has_native_bf16() and cpu_bf16_speedup() >= MIN_CPU_BF16_SPEEDUP
     return torch.bfloat16 if fast else None
 
-# %% ../nbs/01_hardware.ipynb #2fbdfa41
+# %% ../nbs/01_hardware.ipynb #1bb89274
 CHANNELS_LAST_MIN_CPU_SIZE = 96   # shorter input side from which channels-last pays on a CPU (measured above)
 
 def use_channels_last(setting, # True, False or 'auto'
                       device, # a torch.device or its name
                       image_size:tuple|None=None) -> bool: # (H, W) of the network's input, when known
     "Whether to run a network in the channels-last memory format."
-    if setting not in (True, False, 'auto'): raise ValueError(f"channels_last must be True, False or 'auto', got {setting!r}")
+    if setting not in (True, False, 'auto'): raise ValueError("channels_last must be True, False or 'auto', "
+                                                              f"got {setting!r}")
     if setting != 'auto': return setting
     kind = torch.device(device).type
     if kind == 'cuda': return True

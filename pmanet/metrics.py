@@ -66,7 +66,7 @@ def _ranks_by_sorting(dist:np.ndarray, # (B, G) distances of some queries
     r, c = np.nonzero(match & ~junk)
     return r, rank[r, c]
 
-# %% ../nbs/30_metrics.ipynb #e54ca77c
+# %% ../nbs/30_metrics.ipynb #105c220e
 @dataclass
 class QueryRanks:
     "Per-query outcome of ranking a gallery under the Re-ID protocol."
@@ -83,24 +83,31 @@ class QueryRanks:
     def cmc(self, max_rank:int=50) -> np.ndarray: # number of ranks of the curve
         "CMC curve over the valid queries: entry k is the fraction whose first match is within rank k+1."
         first = self.first[self.valid]
-        return (np.bincount(first[first < max_rank], minlength=max_rank).cumsum() / len(first)).astype(np.float32)
+        return (np.bincount(first[first < max_rank], minlength=max_rank).cumsum() / len(first)).astype(
+            np.float32
+        )
 
-# %% ../nbs/30_metrics.ipynb #f3712bb2
+# %% ../nbs/30_metrics.ipynb #004458af
 def rank_queries(distmat, # (Q, G) distances, NumPy array or tensor (smaller is closer)
                  q_pids, g_pids, # (Q,), (G,) identities
                  q_camids, g_camids, # (Q,), (G,) camera ids
-                 ap_variant:str='standard', # 'standard' (uninterpolated, torchreid/fast-reid) or 'trapezoid' (VeRi MATLAB)
+                 ap_variant:str='standard', # 'standard' (fast-reid) or 'trapezoid' (VeRi MATLAB)
                  chunk:int=256, # queries per chunk (memory ~ chunk x G)
                  workers:int|None=None) -> QueryRanks: # threads; default torch.get_num_threads()
     "Rank the gallery for every query (junk removed) and return the per-query first-match rank, AP and INP."
-    if ap_variant not in ('standard', 'trapezoid'): raise ValueError(f"ap_variant must be 'standard' or 'trapezoid', got {ap_variant!r}")
+    if ap_variant not in ('standard', 'trapezoid'): raise ValueError("ap_variant must be 'standard' or "
+                                                                     f"'trapezoid', got {ap_variant!r}")
     dist = as_numpy(distmat)
-    if dist.ndim != 2: raise ValueError(f"distmat must be a (num_query, num_gallery) matrix, got shape {dist.shape}")
+    if dist.ndim != 2: raise ValueError("distmat must be a (num_query, num_gallery) matrix, got shape "
+                                        f"{dist.shape}")
     q_pids, g_pids, q_camids, g_camids = (as_numpy(a).ravel() for a in (q_pids, g_pids, q_camids, g_camids))
     nq, ng = dist.shape
-    for name, a, n in (('q_pids', q_pids, nq), ('q_camids', q_camids, nq), ('g_pids', g_pids, ng), ('g_camids', g_camids, ng)):
-        if len(a) != n: raise ValueError(f"{name} has {len(a)} entries but distmat has {n} {'rows' if n == nq else 'columns'}")
-    if np.issubdtype(dist.dtype, np.floating) and np.isnan(dist).any(): raise ValueError("distmat contains NaN; check the features it came from")
+    for name, a, n in (('q_pids', q_pids, nq), ('q_camids', q_camids, nq), ('g_pids', g_pids, ng),
+                       ('g_camids', g_camids, ng)):
+        if len(a) != n: raise ValueError(f"{name} has {len(a)} entries but distmat has {n} "
+                                         f"{'rows' if n == nq else 'columns'}")
+    if np.issubdtype(dist.dtype, np.floating) and np.isnan(dist).any():
+        raise ValueError("distmat contains NaN; check the features it came from")
     def job(s):
         sl = slice(s, s + chunk)
         qi, gj = _same_id_pairs(q_pids[sl], g_pids)
@@ -111,7 +118,8 @@ def rank_queries(distmat, # (Q, G) distances, NumPy array or tensor (smaller is 
             qi, rank = np.concatenate([qi + s, rows[r]]), np.concatenate([rank, rk])
         else: qi = qi + s
         return qi, rank
-    with ThreadPoolExecutor(workers or torch.get_num_threads()) as ex: parts = list(ex.map(job, range(0, nq, chunk)))
+    with ThreadPoolExecutor(workers or torch.get_num_threads()) as ex:
+        parts = list(ex.map(job, range(0, nq, chunk)))
     qi, rank = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     o = np.lexsort((rank, qi)); qi, rank = qi[o], rank[o]
     n = np.bincount(qi, minlength=nq); valid = n > 0
@@ -126,7 +134,7 @@ def rank_queries(distmat, # (Q, G) distances, NumPy array or tensor (smaller is 
         inp = np.where(valid, n / (last + 1.), np.nan)
     return QueryRanks(first, ap, inp, ng)
 
-# %% ../nbs/30_metrics.ipynb #dfd2366e
+# %% ../nbs/30_metrics.ipynb #f07818dc
 def evaluate_rank(distmat, # (Q, G) distances (smaller is closer)
                   q_pids, g_pids, # identities
                   q_camids, g_camids, # camera ids
@@ -135,10 +143,12 @@ def evaluate_rank(distmat, # (Q, G) distances (smaller is closer)
     "CMC curve (float32, `max_rank` long), mAP and mINP over the queries that keep a true match."
     r = rank_queries(distmat, q_pids, g_pids, q_camids, g_camids, ap_variant)
     if not r.valid.any():
-        raise ValueError("no query has a true match in the gallery (an identity seen by another camera); check that the "
+        raise ValueError("no query has a true match in the gallery (an identity seen by another camera); "
+                         "check that the "
                          "query and gallery ids and camera ids come from the same dataset split")
     if r.num_gallery < max_rank:
-        warnings.warn(f"the gallery has only {r.num_gallery} images: CMC is computed over {r.num_gallery} ranks, not {max_rank}")
+        warnings.warn(f"the gallery has only {r.num_gallery} images: CMC is computed over {r.num_gallery} "
+                      f"ranks, not {max_rank}")
         max_rank = r.num_gallery
     return r.cmc(max_rank), np.float64(np.mean(r.ap[r.valid])), np.float64(np.mean(r.inp[r.valid]))
 
@@ -157,21 +167,25 @@ def vehicleid_split(pids, # (N,) identities of one test list
     gallery = np.sort(perm[first])
     return np.setdiff1d(np.arange(len(pids)), gallery), gallery
 
-# %% ../nbs/30_metrics.ipynb #7e203bc8
+# %% ../nbs/30_metrics.ipynb #38699bc5
 def evaluate_vehicleid(feats, # (N, D) features of one test list: tensor, array, or dict of named embeddings
                        pids, # (N,) identities
                        distance, # callable(query_feats, gallery_feats) -> (Q, G) distances
                        n_splits:int=10, # random gallery draws
                        seed:int=0, # base seed of the draws
                        ranks:tuple=(1, 5)) -> dict: # CMC ranks to report
-    "VehicleID protocol: mean and std over seeded splits of CMC@k and MRR; per-split values and galleries too."
+    """VehicleID protocol: mean and std over seeded splits of CMC@k and MRR; per-split values and galleries
+    too."""
     pids = as_numpy(pids)
-    if len(np.unique(pids)) == len(pids): raise ValueError("every identity has a single image, so there are no queries; is this a VehicleID test list?")
+    if len(np.unique(pids)) == len(pids): raise ValueError("every identity has a single image, so there are "
+                                                           "no queries; is this a VehicleID test list?")
     per_split, galleries = [], []
     for split in range(n_splits):
         q, g = vehicleid_split(pids, seed, split)
-        r = rank_queries(distance(take_rows(feats, q), take_rows(feats, g)), pids[q], pids[g], np.zeros(len(q)), np.ones(len(g)))
-        per_split.append({**{f'CMC@{k}': float(np.mean(r.first < k)) for k in ranks}, 'MRR': float(np.mean(r.ap))})
+        r = rank_queries(distance(take_rows(feats, q), take_rows(feats, g)), pids[q], pids[g],
+                         np.zeros(len(q)), np.ones(len(g)))
+        per_split.append({**{f'CMC@{k}': float(np.mean(r.first < k)) for k in ranks},
+                          'MRR': float(np.mean(r.ap))})
         galleries.append(g)
     keys = list(per_split[0])
     return {'mean': {k: float(np.mean([s[k] for s in per_split])) for k in keys},

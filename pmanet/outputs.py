@@ -18,8 +18,9 @@ from .core import PmanetError
 __all__ = ['EMBEDDINGS', 'MissingOutputError', 'ModelOutput', 'fuse_embeddings', 'cosine_distance', 'fused_distance',
            'Embeddings']
 
-# %% ../nbs/11_outputs.ipynb #e9f08b12
-EMBEDDINGS = ('f_g', 'g', 'h')  # the test-time embeddings (paper IV-B-2), weighted by lambda_1, lambda_2, lambda_3
+# %% ../nbs/11_outputs.ipynb #4baf6fa0
+EMBEDDINGS = ('f_g', 'g',
+              'h')  # the test-time embeddings (paper IV-B-2), weighted by lambda_1, lambda_2, lambda_3
 
 class MissingOutputError(PmanetError, KeyError):
     "A loss or evaluation step needs an output that the model was not built to compute."
@@ -27,7 +28,8 @@ class MissingOutputError(PmanetError, KeyError):
 
 @dataclasses.dataclass
 class ModelOutput:
-    "What pmanet's networks return: named features, logits and maps; a field a network does not compute is None."
+    """What pmanet's networks return: named features, logits and maps; a field a network does not compute is
+    None."""
     f_g_pre: torch.Tensor|None = None      # global head: pooled feature before the BNNeck (triplet loss)
     f_g: torch.Tensor|None = None          # ... after it: the global retrieval embedding
     logits_f_g: torch.Tensor|None = None   # ... identity logits (Task 1)
@@ -49,7 +51,8 @@ class ModelOutput:
         "The field `name`, or `MissingOutputError` saying which setting needs it."
         value = getattr(self, name)
         if value is None:
-            raise MissingOutputError(f"{why} needs the model output {name!r}, which the model did not compute: build the "
+            raise MissingOutputError(f"{why} needs the model output {name!r}, which the model did not "
+                                     "compute: build the "
                                      "model and the criterion from the same config")
         return value
 
@@ -59,16 +62,20 @@ class ModelOutput:
 
 _pytree.register_dataclass(ModelOutput)
 
-# %% ../nbs/11_outputs.ipynb #d3c255fa
+# %% ../nbs/11_outputs.ipynb #25ec9fcc
 def fuse_embeddings(named:dict, # name -> (N, D_name) embeddings
-                    lambdas:dict) -> torch.Tensor: # name -> lambda >= 0; a missing or zero lambda leaves it out
+                    lambdas:dict) -> torch.Tensor: # name -> lambda >= 0; missing or zero: left out
     "One unit vector per row: concat_k sqrt(lambda_k / sum(lambda)) * normalize(named[k])."
-    if bad := {k: w for k, w in lambdas.items() if w < 0}: raise ValueError(f"lambdas must be >= 0, got {bad}")
+    if bad := {k: w for k, w in lambdas.items() if w < 0}:
+        raise ValueError(f"lambdas must be >= 0, got {bad}")
     used = [k for k, w in lambdas.items() if w]
-    if not used: raise ValueError(f"every lambda is zero or missing ({lambdas}); at least one embedding must count")
+    if not used:
+        raise ValueError(f"every lambda is zero or missing ({lambdas}); at least one embedding must count")
     if missing := [k for k in used if k not in named]:
-        raise MissingOutputError(f"lambdas name {missing} but the model returns only {sorted(named)}; set their "
-                                 "lambda to 0 (PMANet° has no 'h': no masks at inference)")
+        raise MissingOutputError(
+            f"lambdas name {missing} but the model returns only {sorted(named)}; set their "
+            "lambda to 0 (PMANet° has no 'h': no masks at inference)"
+        )
     total = sum(lambdas[k] for k in used)
     return torch.cat([F.normalize(named[k].float(), dim=1) * math.sqrt(lambdas[k] / total) for k in used], 1)
 
@@ -87,11 +94,14 @@ def fused_distance(q_named:dict, # name -> (Q, D) query embeddings
                    g_named:dict, # name -> (G, D) gallery embeddings
                    lambdas:dict, # name -> weight; a missing or zero weight skips that embedding
                    chunk:int=4096) -> torch.Tensor: # query rows per product
-    "The fused distance of paper IV-B-2, sum_k lambda_k * cosine distance of embedding k, as a (Q, G) float32 tensor."
+    """The fused distance of paper IV-B-2, sum_k lambda_k * cosine distance of embedding k, as a (Q, G)
+    float32 tensor."""
     total = sum(w for w in lambdas.values() if w)
-    return cosine_distance(fuse_embeddings(q_named, lambdas), fuse_embeddings(g_named, lambdas), chunk).mul_(total)
+    return cosine_distance(fuse_embeddings(q_named, lambdas), fuse_embeddings(g_named, lambdas), chunk).mul_(
+        total
+    )
 
-# %% ../nbs/11_outputs.ipynb #279378bf
+# %% ../nbs/11_outputs.ipynb #c8c9758a
 @dataclasses.dataclass(repr=False)
 class Embeddings:
     "Named test-time embeddings of N images with their fusion weights (and a key per image, when known)."
@@ -101,19 +111,23 @@ class Embeddings:
 
     def __post_init__(self):
         sizes = {k: len(v) for k, v in self.named.items()}
-        if len(set(sizes.values())) > 1: raise ValueError(f"the named embeddings hold different numbers of rows: {sizes}")
+        if len(set(sizes.values())) > 1: raise ValueError("the named embeddings hold different numbers of "
+                                                          f"rows: {sizes}")
         if self.keys is not None and len(self.keys) != len(self):
             raise ValueError(f"{len(self.keys)} keys for {len(self)} embeddings")
 
     def __len__(self): return len(next(iter(self.named.values()))) if self.named else 0
-    def __repr__(self): return f"Embeddings({len(self)} x {{{', '.join(f'{k}: {v.shape[1]}' for k, v in self.named.items())}}}, lambdas={self.lambdas})"
+    def __repr__(self):
+        dims = ', '.join(f'{k}: {v.shape[1]}' for k, v in self.named.items())
+        return f"Embeddings({len(self)} x {{{dims}}}, lambdas={self.lambdas})"
 
     def fused(self) -> torch.Tensor:
         "One unit vector per image (`fuse_embeddings`)."
         return fuse_embeddings(self.named, self.lambdas)
 
-    def distance(self, gallery:Embeddings, chunk:int=4096) -> torch.Tensor: # gallery: embedded with the same lambdas
+    def distance(self, gallery:Embeddings, chunk:int=4096) -> torch.Tensor: # gallery with the same lambdas
         "The fused distance (paper IV-B-2) from each of these images to each of `gallery`'s, (N, G) float32."
         if gallery.lambdas != self.lambdas:
-            raise ValueError(f"query and gallery were fused with different lambdas: {self.lambdas} and {gallery.lambdas}")
+            raise ValueError(f"query and gallery were fused with different lambdas: {self.lambdas} and "
+                             f"{gallery.lambdas}")
         return fused_distance(self.named, gallery.named, self.lambdas, chunk)

@@ -27,32 +27,40 @@ from .parts import PartBoxGenerator, PartConfig, binarise_channels, channel_cent
 __all__ = ['predict_parts', 'make_part_store', 'show_channel_groups', 'mask_iou', 'box_covers_part', 'part_quality',
            'parts_command']
 
-# %% ../nbs/17_part_inference.ipynb #4d4c2be2
+# %% ../nbs/17_part_inference.ipynb #6cb8386c
 @torch.no_grad()
 def predict_parts(panet:PANet, # a trained PANet in eval mode
                   images:torch.Tensor, # (B, 3, H, W) normalised images at PANet's input size
-                  generator:PartBoxGenerator) -> tuple[np.ndarray, np.ndarray]: # k-means or uniform part boxes
+                  generator:PartBoxGenerator) -> tuple[np.ndarray,
+                                                       np.ndarray]: # k-means or uniform part boxes
     "Refined masks (B, H, W) uint8 and part boxes (B, K, 4) float32 of a batch (paper Fig. 3, inference)."
     out = panet.eval()(images)
     masks = (out.mask[:, 0] > panet.cfg.mask_threshold).to(torch.uint8).cpu().numpy()
     return masks, generator(TrilinearAttention()(out.feature_map))
 
-# %% ../nbs/17_part_inference.ipynb #2c522f9c
+# %% ../nbs/17_part_inference.ipynb #80121668
 def make_part_store(panet:PANet, # a trained PANet (see `load_panet`)
                     records:list, # ImageRecords to process (all splits PMNet will see)
                     store_dir, # the part store folder (created, or resumed)
-                    part_cfg:PartConfig|None=None, # K and the method (k-means, or uniform stripes for ablation R1)
-                    source:str='', # what PANet is (e.g. its checkpoint path), recorded in the store's manifest
+                    # K and the method (k-means, or uniform stripes for ablation R1)
+                    part_cfg:PartConfig|None=None,
+                    source:str='', # what PANet is (e.g. its checkpoint), for the manifest
                     batch_size:int=32, # images per PANet forward pass
                     num_workers:int|None=None, # DataLoader workers (None: chosen for this machine)
                     device:str='auto', # where PANet runs
                     progress:bool=True) -> dict: # show a progress bar
-    "Run PANet + TAM + Part Mask Generation over `records` and store refined masks and K boxes; returns a report."
+    """Run PANet + TAM + Part Mask Generation over `records` and store refined masks and K boxes; returns a
+    report."""
     part_cfg, dev = part_cfg or PartConfig(), get_device(device)
-    config = {'panet': str(source), 'parts': part_cfg.to_dict(), 'image_size': list(panet.cfg.image_size), 'threshold': panet.cfg.mask_threshold}
+    config = {'panet': str(source), 'parts': part_cfg.to_dict(), 'image_size': list(panet.cfg.image_size),
+              'threshold': panet.cfg.mask_threshold}
     done = Store(store_dir) if (Path(store_dir)/'manifest.json').exists() else {}
     todo = [r for r in records if r.key not in done]
-    loader = make_eval_loader(ReidImageDataset(todo, eval_transform(AugmentConfig(size=tuple(panet.cfg.image_size)))), batch_size, num_workers)
+    loader = make_eval_loader(
+        ReidImageDataset(todo, eval_transform(AugmentConfig(size=tuple(panet.cfg.image_size)))),
+        batch_size,
+        num_workers,
+    )
     generator, panet = PartBoxGenerator(part_cfg), panet.to(dev).eval()
     def items():
         for batch in tqdm(loader, desc='PANet parts', unit='batch', disable=not progress):
@@ -60,9 +68,10 @@ def make_part_store(panet:PANet, # a trained PANet (see `load_panet`)
             for i, m, b in zip(batch['index'].tolist(), masks, boxes): yield todo[i].key, m, b
     cmd = f"pmanet parts DATASET_ROOT {source or 'PANET_CHECKPOINT'} {store_dir}"
     written = write_part_store(store_dir, items(), config, cmd, expected=len({r.key for r in records}))
-    return dict(images=len(records), skipped=len(records) - len(todo), written=written, kmeans_fallbacks=generator.fallbacks)
+    return dict(images=len(records), skipped=len(records) - len(todo), written=written,
+                kmeans_fallbacks=generator.fallbacks)
 
-# %% ../nbs/17_part_inference.ipynb #057ae5b6
+# %% ../nbs/17_part_inference.ipynb #1b298ed4
 def show_channel_groups(image:np.ndarray, # RGB uint8 image
                         attention:torch.Tensor, # (C, h, w) TAM attention map of that image
                         k:int=3, # groups (the number of parts)
@@ -71,13 +80,13 @@ def show_channel_groups(image:np.ndarray, # RGB uint8 image
     "Fig. 4-style figure: per k-means group of channel peaks, the channels nearest the group's centre."
     import matplotlib.pyplot as plt
     from sklearn.cluster import KMeans
-    from pmanet.parts import binarise_channels, channel_centres
     att = attention[None].float()
     centres, valid = channel_centres(binarise_channels(att))
     idx = np.flatnonzero(valid[0]); pts = centres[0][idx]
     km = KMeans(k, n_init=4, random_state=0).fit(pts)
     order = np.argsort(km.cluster_centers_[:, 1])                      # top to bottom, like the part boxes
-    fig, axs = plt.subplots(k, per_group + 2, figsize=(size * (per_group + 2), size * k), dpi=60, squeeze=False)
+    fig, axs = plt.subplots(k, per_group + 2, figsize=(size * (per_group + 2), size * k), dpi=60,
+                            squeeze=False)
     for row, c in enumerate(order):
         members = idx[km.labels_ == c]
         near = members[np.argsort(((centres[0][members] - km.cluster_centers_[c])**2).sum(1))[:per_group]]
@@ -106,7 +115,7 @@ def box_covers_part(box:np.ndarray, # (4,) normalised x1, y1, x2, y2
         if area > 0 and iw > 0 and ih > 0 and iw * ih >= min_fraction * area: return True
     return False
 
-# %% ../nbs/17_part_inference.ipynb #c51835c6
+# %% ../nbs/17_part_inference.ipynb #523048b3
 def _box_foreground(box, mask):
     "Share of the box's pixels that are vehicle in `mask`."
     h, w = mask.shape
@@ -117,27 +126,31 @@ def _box_foreground(box, mask):
 def part_quality(truth, # ground truth by key: {'mask', 'parts'} (e.g. `load_ground_truth(root)`)
                  keys:list, # image keys to measure
                  part_store, # a 'parts' store (refined masks and boxes)
-                 coarse_store=None) -> dict: # a 'grabcut' store, for the GrabCut row (images without a mask are left out)
-    "Mean mask IoU (GrabCut, PANet) and, per part k, box coverage and foreground share (PANet vs uniform stripes)."
-    rows = {'grabcut_iou': [], 'panet_iou': [], 'panet_cover': [], 'uniform_cover': [], 'panet_fg': [], 'uniform_fg': []}
+                 coarse_store=None) -> dict: # a 'grabcut' store, for the GrabCut row
+    """Mean mask IoU (GrabCut, PANet) and, per part k, box coverage and foreground share (PANet vs uniform
+    stripes)."""
+    rows = {'grabcut_iou': [], 'panet_iou': [], 'panet_cover': [], 'uniform_cover': [], 'panet_fg': [],
+            'uniform_fg': []}
     for key in keys:
         gt, entry = truth[key], part_store[key]
         m = gt['mask']
         refined = cv2.resize(entry['mask'], m.shape[::-1], interpolation=cv2.INTER_NEAREST)
         rows['panet_iou'].append(mask_iou(refined, m))
-        if coarse_store is not None and key in coarse_store: rows['grabcut_iou'].append(mask_iou(coarse_store[key]['mask'], m))
+        if coarse_store is not None and key in coarse_store:
+            rows['grabcut_iou'].append(mask_iou(coarse_store[key]['mask'], m))
         for name, boxes in (('panet', entry['boxes']), ('uniform', uniform_boxes(len(entry['boxes'])))):
             rows[f'{name}_cover'].append([box_covers_part(b, gt['parts']) for b in boxes])
             rows[f'{name}_fg'].append([_box_foreground(b, m) for b in boxes])
     res = {k: float(np.mean(v)) for k, v in rows.items() if v and k.endswith('iou')}
-    for k in ('panet_cover', 'uniform_cover', 'panet_fg', 'uniform_fg'): res[k] = np.mean(rows[k], 0).round(4).tolist()
+    for k in ('panet_cover', 'uniform_cover', 'panet_fg', 'uniform_fg'):
+        res[k] = np.mean(rows[k], 0).round(4).tolist()
     return dict(images=len(keys), **res)
 
-# %% ../nbs/17_part_inference.ipynb #0f34d6e7
+# %% ../nbs/17_part_inference.ipynb #51ab7796
 def parts_command(root:str, # dataset folder
           checkpoint:str, # PANet checkpoint (from `pmanet train-panet`)
           out:str, # part store folder (created, or resumed)
-          dataset:str='veri776', # dataset layout: veri776 (also the synthetic benchmark), vehicleid or folder
+          dataset:str='veri776', # layout: veri776 (also the synthetic set), vehicleid or folder
           k:int=3, # number of parts K (paper IV-B: 3)
           method:str='kmeans', # 'kmeans' (PANet, paper III-A-2) or 'uniform' (ablation R1)
           batch_size:int=32, # images per forward pass
@@ -145,6 +158,7 @@ def parts_command(root:str, # dataset folder
           device:str='auto'): # 'auto', 'cpu', 'cuda'
     "Run PANet over every image of a dataset and store refined masks and K part boxes for PMNet."
     data = read_dataset(root, dataset)
-    rep = make_part_store(load_panet(checkpoint), data.train + data.query + data.gallery, out, PartConfig(method=method, k=k),
+    rep = make_part_store(load_panet(checkpoint), data.train + data.query + data.gallery, out,
+                          PartConfig(method=method, k=k),
                           source=checkpoint, batch_size=batch_size, num_workers=workers, device=device)
     print(json.dumps(rep))

@@ -24,30 +24,37 @@ from .store import Store
 __all__ = ['PartConfig', 'binarise_channels', 'channel_centres', 'boxes_around', 'uniform_boxes', 'PartBoxGenerator',
            'part_boxes_throughput', 'check_part_entry', 'write_part_store', 'show_parts']
 
-# %% ../nbs/16_parts.ipynb #a17e43fa
+# %% ../nbs/16_parts.ipynb #610884ab
 @dataclass
 class PartConfig(Config):
-    "How part boxes are made (paper III-A-2; SPEC section 4)."
-    method: str = 'kmeans'  # 'kmeans' (paper III-A-2) or 'uniform': K horizontal stripes (ablation R1, Table III)
+    "How part boxes are made (paper III-A-2)."
+    method: str = (
+        'kmeans'  # 'kmeans' (paper III-A-2) or 'uniform': K horizontal stripes (ablation R1, Table III)
+    )
     k: int = 3              # number of parts K (paper IV-B: K = 3)
     seed: int = 0           # k-means seed (sklearn `random_state`)
     n_init: int = 4         # k-means restarts; the run with the lowest inertia is kept
 
-# %% ../nbs/16_parts.ipynb #6865d1bc
+# %% ../nbs/16_parts.ipynb #bf54564b
 def binarise_channels(attention) -> np.ndarray: # B x C x H x W attention maps (torch tensor or numpy array)
     "uint8 B x C x H x W: 1 where a channel exceeds its own mean; constant channels are all 0."
-    if attention.ndim != 4: raise ValueError(f"attention maps must be B x C x H x W, got shape {tuple(attention.shape)}")
+    if attention.ndim != 4: raise ValueError("attention maps must be B x C x H x W, got shape "
+                                             f"{tuple(attention.shape)}")
     if isinstance(attention, torch.Tensor):
         a = attention.detach().float()
-        on = (a > a.mean((-2, -1), keepdim=True)) & (a.amax((-2, -1), keepdim=True) > a.amin((-2, -1), keepdim=True))
+        on = (a > a.mean((-2, -1), keepdim=True)) & (a.amax((-2, -1), keepdim=True) > a.amin((-2, -1),
+                                                                                             keepdim=True))
         return on.to(torch.uint8).cpu().numpy()
     a = np.asarray(attention, np.float32)
-    on = (a > a.mean((-2, -1), keepdims=True)) & (a.max((-2, -1), keepdims=True) > a.min((-2, -1), keepdims=True))
+    on = (a > a.mean((-2, -1), keepdims=True)) & (a.max((-2, -1), keepdims=True) > a.min((-2, -1),
+                                                                                         keepdims=True))
     return on.astype(np.uint8)
 
-# %% ../nbs/16_parts.ipynb #27c11461
-def channel_centres(binary:np.ndarray) -> tuple[np.ndarray, np.ndarray]: # uint8 B x C x H x W, from `binarise_channels`
-    "Centre (x, y) of the bounding box of each channel's largest 8-connected region (B x C x 2, map units) and validity (B x C)."
+# %% ../nbs/16_parts.ipynb #a9760ab5
+def channel_centres(binary:np.ndarray) -> tuple[np.ndarray,
+                                                np.ndarray]: # uint8 B x C x H x W, from `binarise_channels`
+    """Centre (x, y) of the bounding box of each channel's largest 8-connected region (B x C x 2, map units)
+    and validity (B x C)."""
     B, C, H, W = binary.shape
     tiles = np.zeros((H, B * C, W + 1), np.uint8)
     tiles[:, :, :W] = binary.reshape(B * C, H, W).transpose(1, 0, 2)
@@ -59,16 +66,18 @@ def channel_centres(binary:np.ndarray) -> tuple[np.ndarray, np.ndarray]: # uint8
     best = np.full(B * C, -1, np.int64)
     np.maximum.at(best, chan, score)
     win = np.flatnonzero(score == best[chan])
-    win = win[np.unique(chan[win], return_index=True)[1]]              # one per channel even on a full tie (first label)
+    # one per channel even on a full tie (first label)
+    win = win[np.unique(chan[win], return_index=True)[1]]
     centres, valid = np.zeros((B * C, 2), np.float32), np.zeros(B * C, bool)
     centres[chan[win]] = np.stack([left[win] + width[win] / 2, top[win] + height[win] / 2], 1)
     valid[chan[win]] = True
     return centres.reshape(B, C, 2), valid.reshape(B, C)
 
-# %% ../nbs/16_parts.ipynb #2bd468f5
+# %% ../nbs/16_parts.ipynb #698db1a8
 def boxes_around(centres:np.ndarray, # K x 2 cluster centres (x, y) in map units
                  h:int, w:int) -> np.ndarray: # map height and width
-    "K x 4 normalised boxes (x1, y1, x2, y2) of size H/K x W/2 around `centres`, shifted inside the map, top to bottom."
+    """K x 4 normalised boxes (x1, y1, x2, y2) of size H/K x W/2 around `centres`, shifted inside the map, top
+    to bottom."""
     k = len(centres)
     c = centres[np.lexsort((centres[:, 0], centres[:, 1]))]            # by y, ties by x
     x1 = np.clip(c[:, 0] / w - 0.25, 0, 0.5)                           # width W/2 = 0.5 normalised
@@ -80,35 +89,41 @@ def uniform_boxes(k:int) -> np.ndarray: # number of stripes K
     y = np.arange(k + 1, dtype=np.float32) / k
     return np.stack([np.zeros(k), y[:-1], np.ones(k), y[1:]], 1).astype(np.float32)
 
-# %% ../nbs/16_parts.ipynb #887f887e
+# %% ../nbs/16_parts.ipynb #ffb4c0e8
 class PartBoxGenerator:
-    "Part Mask Generation (paper III-A-2): B x C x H x W attention maps -> B x K x 4 normalised boxes, top to bottom."
+    """Part Mask Generation (paper III-A-2): B x C x H x W attention maps -> B x K x 4 normalised boxes, top
+    to bottom."""
     def __init__(self, config:PartConfig|None=None, # settings; keyword arguments override its fields
                  **kwargs):
         self.config = (config or PartConfig()).replace(**kwargs)
-        if self.config.method not in ('kmeans', 'uniform'): raise ValueError(f"unknown part method {self.config.method!r}; use 'kmeans' or 'uniform'")
-        if self.config.k < 1 or self.config.n_init < 1: raise ValueError(f"k and n_init must be >= 1, got {self.config.k} and {self.config.n_init}")
+        if self.config.method not in ('kmeans', 'uniform'):
+            raise ValueError(f"unknown part method {self.config.method!r}; use 'kmeans' or 'uniform'")
+        if self.config.k < 1 or self.config.n_init < 1:
+            raise ValueError(f"k and n_init must be >= 1, got {self.config.k} and {self.config.n_init}")
         self.fallbacks = 0       # images that had fewer than K distinct centres and got uniform stripes
 
-    def kmeans_boxes(self, centres:np.ndarray, h:int, w:int) -> np.ndarray: # the valid centres of one image (N x 2)
+    def kmeans_boxes(self, centres:np.ndarray, h:int, w:int) -> np.ndarray: # valid centres (N x 2)
         "K boxes from one image's channel centres (uniform stripes if fewer than K are distinct)."
         pts, counts = np.unique(centres, axis=0, return_counts=True)
         if len(pts) < self.config.k:
             self.fallbacks += 1
             return uniform_boxes(self.config.k)
-        km = KMeans(self.config.k, n_init=self.config.n_init, random_state=self.config.seed).fit(pts, sample_weight=counts)
+        km = KMeans(self.config.k, n_init=self.config.n_init, random_state=self.config.seed).fit(
+            pts, sample_weight=counts
+        )
         return boxes_around(km.cluster_centers_, h, w)
 
-    def __call__(self, attention) -> np.ndarray: # B x C x H x W attention maps (tensor or array), e.g. TAM's output
+    def __call__(self, attention) -> np.ndarray: # B x C x H x W maps, e.g. TAM's output
         "B x K x 4 float32 boxes (x1, y1, x2, y2) in [0, 1], ordered top to bottom."
-        if attention.ndim != 4: raise ValueError(f"attention maps must be B x C x H x W, got shape {tuple(attention.shape)}")
+        if attention.ndim != 4: raise ValueError("attention maps must be B x C x H x W, got shape "
+                                                 f"{tuple(attention.shape)}")
         B, _, H, W = attention.shape
         if self.config.method == 'uniform': return np.repeat(uniform_boxes(self.config.k)[None], B, 0)
         centres, valid = channel_centres(binarise_channels(attention))
         with threadpool_limits(1, user_api='openmp'):
             return np.stack([self.kmeans_boxes(centres[b][valid[b]], H, W) for b in range(B)])
 
-# %% ../nbs/16_parts.ipynb #0e437daa
+# %% ../nbs/16_parts.ipynb #4c69a288
 def part_boxes_throughput(shapes:tuple=((2048, 16, 16), (512, 8, 8)), # C x H x W attention map shapes to time
                           batch:int=8, # maps per call
                           n:int=32, # maps per measurement
@@ -116,7 +131,9 @@ def part_boxes_throughput(shapes:tuple=((2048, 16, 16), (512, 8, 8)), # C x H x 
     "Time `PartBoxGenerator` (k-means, K=3) on random attention maps: images/s per map shape."
     gen, rows = PartBoxGenerator(), []
     for c, h, w in shapes:
-        att = torch.softmax(torch.randn(n, c, h * w, generator=torch.Generator().manual_seed(0)), -1).reshape(n, c, h, w)
+        att = torch.softmax(torch.randn(n, c, h * w, generator=torch.Generator().manual_seed(0)), -1).reshape(
+            n, c, h, w
+        )
         gen(att[:1])                                                   # warm-up
         t = time.perf_counter()
         for i in range(0, n, batch): gen(att[i:i + batch])
@@ -127,25 +144,32 @@ def part_boxes_throughput(shapes:tuple=((2048, 16, 16), (512, 8, 8)), # C x H x 
         for r in rows: print(f"{r['shape']:>12} {r['images_per_s']:>9}")
     return rows
 
-# %% ../nbs/16_parts.ipynb #f81370c9
+# %% ../nbs/16_parts.ipynb #8fc98f3e
 def check_part_entry(mask, # refined foreground mask, H x W, bool or integers in {0, 1}
-                     boxes) -> tuple[np.ndarray, np.ndarray]: # K x 4 normalised (x1, y1, x2, y2), top to bottom
+                     boxes) -> tuple[np.ndarray,
+                                     np.ndarray]: # K x 4 normalised (x1, y1, x2, y2), top to bottom
     "The entry as stored (uint8 mask, float32 boxes), or `ValueError` saying what is wrong."
     mask, boxes = np.asarray(mask), np.asarray(boxes, np.float32)
     if mask.ndim != 2: raise ValueError(f"part-store masks are H x W, got shape {mask.shape}")
-    if mask.dtype.kind == 'f': raise ValueError("part-store masks are binary; threshold the decoder's probabilities first (SPEC section 2: at 0.5)")
-    if not np.isin(mask, (0, 1)).all(): raise ValueError(f"part-store masks hold 0 and 1 only, found values {np.unique(mask)[:5]}")
-    if boxes.ndim != 2 or boxes.shape[1] != 4: raise ValueError(f"part boxes are K x 4 (x1, y1, x2, y2), got shape {boxes.shape}")
-    if not (np.isfinite(boxes).all() and (boxes >= 0).all() and (boxes <= 1).all()): raise ValueError("part boxes must be normalised to [0, 1]")
-    if not ((boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()): raise ValueError("part boxes need x2 > x1 and y2 > y1")
+    if mask.dtype.kind == 'f': raise ValueError("part-store masks are binary; threshold the decoder's "
+                                                "probabilities first (at 0.5)")
+    if not np.isin(mask, (0, 1)).all(): raise ValueError("part-store masks hold 0 and 1 only, found values "
+                                                         f"{np.unique(mask)[:5]}")
+    if boxes.ndim != 2 or boxes.shape[1] != 4: raise ValueError("part boxes are K x 4 (x1, y1, x2, y2), got "
+                                                                f"shape {boxes.shape}")
+    if not (np.isfinite(boxes).all() and (boxes >= 0).all() and (boxes <= 1).all()):
+        raise ValueError("part boxes must be normalised to [0, 1]")
+    if not ((boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()):
+        raise ValueError("part boxes need x2 > x1 and y2 > y1")
     cy = boxes[:, 1] + boxes[:, 3]
     if (np.diff(cy) < 0).any(): raise ValueError("part boxes must be ordered top to bottom (by centre y)")
     return mask.astype(np.uint8), boxes
 
-# %% ../nbs/16_parts.ipynb #4fc56740
+# %% ../nbs/16_parts.ipynb #4e382bee
 def write_part_store(store_dir, # the part store folder (created if needed)
                      items, # iterable of (key, refined mask, boxes) triples
-                     config:dict, # what made them (e.g. PANet checkpoint and PartConfig); must match an existing store's
+                     # what made them (e.g. PANet checkpoint and PartConfig); must match an existing store's
+                     config:dict,
                      command:str='pmanet parts', # the command that (re)builds the store, for error messages
                      expected:int|None=None, # how many keys the complete store holds, if known
                      overwrite:bool=False) -> int: # rewrite keys that are already stored
@@ -157,26 +181,34 @@ def write_part_store(store_dir, # the part store folder (created if needed)
         store.put(key, {'mask': mask, 'boxes': boxes}); n += 1
     return n
 
-# %% ../nbs/16_parts.ipynb #1de23eec
+# %% ../nbs/16_parts.ipynb #b05191b1
 def show_parts(image:np.ndarray, # RGB uint8 image, H x W x 3
                mask:np.ndarray, # coarse (GrabCut) foreground mask, H x W
                boxes:np.ndarray, # K x 4 normalised part boxes
                refined:np.ndarray|None=None, # refined (PANet) foreground mask, any size
                size:float=1.25): # panel size in inches
-    "Fig. 8-style figure: image, coarse mask, [refined mask], K part boxes, part masks x foreground, uniform stripes."
+    """Fig. 8-style figure: image, coarse mask, [refined mask], K part boxes, part masks x foreground, uniform
+    stripes."""
     h, w = image.shape[:2]
-    fg = mask if refined is None else cv2.resize(np.asarray(refined, np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    fg = mask if refined is None else cv2.resize(np.asarray(refined, np.uint8), (w, h),
+                                                 interpolation=cv2.INTER_NEAREST)
     colours = plt.cm.tab10(np.arange(len(boxes)) % 10)
-    panels = [('image', image, None), ('GrabCut mask', mask, None)] + ([('refined mask', refined, None)] if refined is not None else [])
+    panels = [('image', image, None), ('GrabCut mask', mask, None)] + (
+        [('refined mask', refined, None)] if refined is not None else []
+    )
     parts = np.zeros((h, w, 3))
     for (x1, y1, x2, y2), c in zip(boxes, colours):
         sl = np.s_[int(round(y1 * h)):int(round(y2 * h)), int(round(x1 * w)):int(round(x2 * w))]
         parts[sl] = np.maximum(parts[sl], fg[sl][..., None] * c[:3])
-    panels += [('K part boxes', image, boxes), ('parts x foreground', parts, None), ('uniform stripes', image, uniform_boxes(len(boxes)))]
+    panels += [('K part boxes', image, boxes), ('parts x foreground', parts, None),
+               ('uniform stripes', image, uniform_boxes(len(boxes)))]
     fig, axs = plt.subplots(1, len(panels), figsize=(size * len(panels), size * 1.15), dpi=50)
     for ax, (title, im, bxs) in zip(axs, panels):
-        ax.imshow(im, cmap='gray', vmin=0, vmax=1 if im.ndim == 2 else None); ax.set_title(title, fontsize=8); ax.axis('off')
+        ax.imshow(im, cmap='gray', vmin=0, vmax=1 if im.ndim == 2 else None)
+        ax.set_title(title, fontsize=8)
+        ax.axis('off')
         for (x1, y1, x2, y2), c in zip(bxs if bxs is not None else [], colours):
-            ax.add_patch(Rectangle((x1 * w - .5, y1 * h - .5), (x2 - x1) * w, (y2 - y1) * h, fill=False, lw=1.5, ec=c))
+            ax.add_patch(Rectangle((x1 * w - .5, y1 * h - .5), (x2 - x1) * w, (y2 - y1) * h, fill=False,
+                                   lw=1.5, ec=c))
     fig.tight_layout()
     return fig

@@ -28,9 +28,10 @@ from .evaluate import evaluate_reid, occluded_query_records
 # %% auto #0
 __all__ = ['UniformPartStore', 'open_part_store', 'reid_evaluator', 'fit_pmnet', 'fit_baseline', 'train_command', 'eval_command']
 
-# %% ../nbs/35_pmnet_training.ipynb #af764d62
+# %% ../nbs/35_pmnet_training.ipynb #86659bb1
 class UniformPartStore:
-    "A part-store view for ablation R1 (Table III Exp-4): the masks of `store` with K uniform horizontal stripes as boxes."
+    """A part-store view for ablation R1 (Table III Exp-4): the masks of `store` with K uniform horizontal
+    stripes as boxes."""
     def __init__(self, store, # any store whose entries hold 'mask' (a part store, or a GrabCut store)
                  num_parts:int): # K, the number of stripes
         self.store, self.boxes = store, uniform_boxes(num_parts)
@@ -38,37 +39,46 @@ class UniformPartStore:
     def __getitem__(self, key:str) -> dict: return {'mask': self.store[key]['mask'], 'boxes': self.boxes}
     def __repr__(self): return f"UniformPartStore({self.store!r}, K={len(self.boxes)})"
 
-# %% ../nbs/35_pmnet_training.ipynb #3d1784b7
+# %% ../nbs/35_pmnet_training.ipynb #07b1e9b9
 def open_part_store(parts, # a Store, its folder, or any mapping with the store protocol
                     cfg:PMNetConfig, # its part_source and num_parts decide
                     records:list=()): # ImageRecords that must all have an entry
-    "The masks-and-boxes source PMNet reads: the part store, or for part_source='uniform' its masks with K stripes."
+    """The masks-and-boxes source PMNet reads: the part store, or for part_source='uniform' its masks with K
+    stripes."""
     store = Store(parts) if isinstance(parts, (str, Path)) else parts
     if missing := [r.key for r in records if r.key not in store]:
         hint = getattr(store, 'command', 'pmanet parts DATASET_ROOT --checkpoint PANET --out STORE')
-        raise StoreError(f"the part store {getattr(store, 'path', '')} has no entry for {len(missing)} of the {len(records)} images "
+        raise StoreError(f"the part store {getattr(store, 'path', '')} has no entry for {len(missing)} of "
+                         f"the {len(records)} images "
                          f"this run reads (e.g. {missing[0]!r}); build it over every split with `{hint}`")
     if cfg.part_source == 'uniform': return UniformPartStore(store, cfg.num_parts)
     if isinstance(store, Store) and store.kind != 'parts':
-        raise StoreError(f"{store.path} holds {store.kind!r} entries, but PMNet reads refined masks and part boxes: build a part "
+        raise StoreError(f"{store.path} holds {store.kind!r} entries, but PMNet reads refined masks and part "
+                         "boxes: build a part "
                          "store with `pmanet parts` (ablation R1, part_source='uniform', needs masks only)")
     if records:
         entry = store[records[0].key]
-        if 'boxes' not in entry: raise StoreError(f"the store's entries have no part boxes ({sorted(entry)}); use a part store from `pmanet parts`")
+        if 'boxes' not in entry: raise StoreError("the store's entries have no part boxes "
+                                                  f"({sorted(entry)}); use a part store from `pmanet parts`")
         if len(entry['boxes']) != cfg.num_parts:
-            raise ConfigError(f"the part store holds {len(entry['boxes'])} boxes per image but PMNetConfig.num_parts = {cfg.num_parts}: "
+            raise ConfigError(f"the part store holds {len(entry['boxes'])} boxes per image but "
+                              f"PMNetConfig.num_parts = {cfg.num_parts}: "
                               "rebuild the store with `pmanet parts --k` or set num_parts to match")
     return store
 
-# %% ../nbs/35_pmnet_training.ipynb #9b70a6e2
+# %% ../nbs/35_pmnet_training.ipynb #a841fcfa
 def reid_evaluator(data:ReidDataset, # its test split is scored
                    image_size:tuple, # the model's input (H, W)
                    store=None, # part store: also score with the Partial Tasks (PMANet)
                    criterion:nn.Module|None=None, # `fusion_weights()` gives the lambdas (HUL); None: 1 each
-                   parts_free:bool=True, # also score without masks (PMANet°, or a model that takes images only)
-                   batch_size:int=64, num_workers:int|None=None): # evaluation loader (None: workers chosen here)
-    "The engine's `evaluate(model, epoch)` callback: mAP and CMC@1 (VehicleID: CMC@1, MRR), with and without Partial Tasks."
-    runs = ([('', store)] if store is not None else []) + ([('_no_parts' if store is not None else '', None)] if parts_free else [])
+                   # also score without masks (PMANet°, or a model that takes images only)
+                   parts_free:bool=True,
+                   batch_size:int=64, num_workers:int|None=None): # evaluation loader
+    """The engine's `evaluate(model, epoch)` callback: mAP and CMC@1 (VehicleID: CMC@1, MRR), with and without
+    Partial Tasks."""
+    runs = ([('', store)] if store is not None else []) + (
+        [('_no_parts' if store is not None else '', None)] if parts_free else []
+    )
     if not runs: raise ValueError("nothing to evaluate: give a store, or parts_free=True")
     def evaluate(model, epoch):
         lambdas = criterion.fusion_weights() if hasattr(criterion, 'fusion_weights') else None
@@ -79,22 +89,30 @@ def reid_evaluator(data:ReidDataset, # its test split is scored
         return out
     return evaluate
 
-# %% ../nbs/35_pmnet_training.ipynb #f92635b2
+# %% ../nbs/35_pmnet_training.ipynb #47ed3d07
 def fit_pmnet(data:ReidDataset, # the dataset: trains on `data.train`, scores on its test split
-              parts, # part store (Store or folder) from `pmanet parts`; with part_source='uniform' any store of masks
+              # part store from `pmanet parts` (part_source='uniform': any mask store)
+              parts,
               run_dir, # where last.pt, metrics.jsonl, config.yaml and training_curves.png go
               cfg:PMNetConfig|None=None, # architecture, losses and ablation switches (default: the paper's)
-              train_cfg:TrainConfig|None=None, # schedule, device, evaluation period (default: SPEC section 8)
-              augment:AugmentConfig|None=None, # default AugmentConfig(size=cfg.image_size): paper IV-B-1's erasing and occlusion
+              train_cfg:TrainConfig|None=None, # schedule, device, evaluation period (default: BoT's)
+              # default AugmentConfig(size=cfg.image_size): paper IV-B-1's erasing and occlusion
+              augment:AugmentConfig|None=None,
               P:int=4, # identities per batch (paper IV-B-1)
               Q:int=8, # images per identity (paper IV-B-1)
               resume=None) -> Trainer: # None, a checkpoint path, or 'auto' (run_dir/last.pt if present)
-    "Train PMNet on `data.train` with the part store's masks and boxes; returns the finished `Trainer` (model in `.model`)."
+    """Train PMNet on `data.train` with the part store's masks and boxes; returns the finished `Trainer`
+    (model in `.model`)."""
     cfg, train_cfg = cfg or PMNetConfig(), train_cfg or TrainConfig()
     augment = augment or AugmentConfig(size=tuple(cfg.image_size))
-    if tuple(augment.size) != tuple(cfg.image_size): raise ConfigError(f"AugmentConfig.size {augment.size} differs from PMNetConfig.image_size {cfg.image_size}")
-    start_run(train_cfg)                                      # torchrun's group and the seed, before loader and model
-    store = open_part_store(parts, cfg, data.train + ((data.query + data.gallery) if train_cfg.eval_every else []))
+    if tuple(augment.size) != tuple(cfg.image_size):
+        raise ConfigError(
+            f"AugmentConfig.size {augment.size} differs from PMNetConfig.image_size {cfg.image_size}"
+        )
+    # torchrun's group and the seed, before loader and model
+    start_run(train_cfg)
+    store = open_part_store(parts, cfg,
+                            data.train + ((data.query + data.gallery) if train_cfg.eval_every else []))
     loader = training_loader(ReidImageDataset(data.train, train_transform(augment), store), P, Q, train_cfg)
     model, criterion = PMNet(cfg, data.num_train_pids), cfg.make_criterion()
     evaluate = reid_evaluator(data, cfg.image_size, store, criterion, parts_free=cfg.part_head == 'pmlh',
@@ -105,18 +123,19 @@ def fit_pmnet(data:ReidDataset, # the dataset: trains on `data.train`, scores on
     trainer.fit()
     return trainer
 
-# %% ../nbs/35_pmnet_training.ipynb #2a04c344
+# %% ../nbs/35_pmnet_training.ipynb #d59067af
 def fit_baseline(data:ReidDataset, # the dataset: trains on `data.train`, scores on its test split
                  run_dir, # where checkpoints, logs and curves go
                  depth:int=50, # ResNet depth: 18, 34, 50 or 101
                  weights='imagenet', # None, 'imagenet' or a local state-dict file
                  image_size:tuple=(256, 256), # input (H, W)
-                 train_cfg:TrainConfig|None=None, # schedule (default: PMNet's, SPEC section 8)
+                 train_cfg:TrainConfig|None=None, # schedule (default: PMNet's, BoT's schedule)
                  augment:AugmentConfig|None=None, # default AugmentConfig(size=image_size), as PMNet
                  P:int=4, Q:int=8, # identities per batch, images per identity
                  resume=None, # None, a checkpoint path, or 'auto'
                  margin:float=0.3) -> Trainer: # BoT's triplet margin
-    "Train the BoT baseline (Table III Exp-1) with BoT's loss and PMNet's schedule and augmentation; returns the `Trainer`."
+    """Train the BoT baseline (Table III Exp-1) with BoT's loss and PMNet's schedule and augmentation; returns
+    the `Trainer`."""
     train_cfg, augment = train_cfg or TrainConfig(), augment or AugmentConfig(size=tuple(image_size))
     start_run(train_cfg)
     loader = training_loader(ReidImageDataset(data.train, train_transform(augment)), P, Q, train_cfg)
@@ -127,42 +146,51 @@ def fit_baseline(data:ReidDataset, # the dataset: trains on `data.train`, scores
     trainer.fit()
     return trainer
 
-# %% ../nbs/35_pmnet_training.ipynb #ca8562e7
+# %% ../nbs/35_pmnet_training.ipynb #74c541c1
 def train_command(root:str, # dataset folder
                   parts:str, # part store folder from `pmanet parts` ('none' for --model bot)
                   out:str, # run folder: last.pt, metrics.jsonl, config.yaml, training_curves.png
-                  dataset:str='veri776', # dataset layout: veri776 (also the synthetic benchmark), vehicleid or folder
+                  dataset:str='veri776', # layout: veri776 (also the synthetic set), vehicleid or folder
                   model:str='pmnet', # 'pmnet', or 'bot' for the BoT baseline (Table III Exp-1)
                   ablation:str=None, # a key of pmanet.pmnet.ABLATIONS (Tables III-VII)
                   config:str=None, # a PMNetConfig YAML/JSON file (default: the paper's settings)
                   epochs:int=None, # training epochs (default: TrainConfig's 120, BoT's schedule length)
                   lr:float=None, # base learning rate (default: TrainConfig's 1.5e-4, paper IV-B-1)
                   depth:int=None, # ResNet depth 18, 34, 50, 101 (default 50, or the config file's)
-                  weights:str=None, # 'imagenet', 'none' or a local state-dict file (default imagenet, or the config file's)
+                  # 'imagenet', 'none' or a local state-dict file (default imagenet, or the config file's)
+                  weights:str=None,
                   size:int=None, # input height and width (default 256, or the config file's)
                   ids_per_batch:int=4, # P, identities per batch (paper IV-B-1)
                   images_per_id:int=8, # Q, images per identity (paper IV-B-1)
                   workers:int=None, # DataLoader workers (default: chosen for this machine)
                   device:str='auto', # 'auto', 'cpu', 'cuda'
                   seed:int=0, # random seed
-                  eval_every:int=10, # epochs between evaluations on the test split, the last epoch always included (0: never)
+                  # epochs between evaluations on the test split, the last epoch always included (0: never)
+                  eval_every:int=10,
                   test_size:int=800, # VehicleID test list used for evaluation: 800, 1600 or 2400
                   resume:bool=False, # continue the run in OUT from its last checkpoint
                   quiet:bool=False): # no progress bars
-    "Train PMNet (stage 2) on a dataset's part store, or the BoT baseline; scored on the test split every EVAL_EVERY epochs."
+    """Train PMNet (stage 2) on a dataset's part store, or the BoT baseline; scored on the test split every
+    EVAL_EVERY epochs."""
     if model not in ('pmnet', 'bot'): raise UsageError(f"--model must be 'pmnet' or 'bot', got {model!r}")
-    given = {k: v for k, v in dict(epochs=epochs, lr=lr).items() if v is not None}   # the schedule scales to epochs
-    tcfg = TrainConfig(**given, device=device, seed=seed, eval_every=eval_every, progress=not quiet, workers=workers)
-    arch = {} if depth is None else {'depth': depth}                 # architecture flags given on the command line
+    # the schedule scales to epochs
+    given = {k: v for k, v in dict(epochs=epochs, lr=lr).items() if v is not None}
+    tcfg = TrainConfig(**given, device=device, seed=seed, eval_every=eval_every, progress=not quiet,
+                       workers=workers)
+    # architecture flags given on the command line
+    arch = {} if depth is None else {'depth': depth}
     if weights is not None: arch['weights'] = None if weights == 'none' else weights
     if size is not None: arch['image_size'] = (size, size)
     if model == 'bot' and (ablation or config):
-        raise UsageError("--ablation and --config describe PMNet; the BoT baseline takes --depth, --weights and --size")
+        raise UsageError(
+            "--ablation and --config describe PMNet; the BoT baseline takes --depth, --weights and --size"
+        )
     if model == 'bot' and parts != 'none':
         raise UsageError(f"the BoT baseline reads images only: pass 'none' as PARTS, not {parts!r}")
     if model == 'pmnet' and parts == 'none':
         raise UsageError("PMNet reads refined masks and part boxes: pass the part store from `pmanet parts`")
-    data = read_dataset(root, dataset, verbose=False, **({'test_size': test_size} if dataset == 'vehicleid' else {}))
+    data = read_dataset(root, dataset, verbose=False,
+                        **({'test_size': test_size} if dataset == 'vehicleid' else {}))
     if model == 'bot':
         trainer = fit_baseline(data, out, train_cfg=tcfg, P=ids_per_batch, Q=images_per_id,
                                resume='auto' if resume else None, **arch)
@@ -173,49 +201,63 @@ def train_command(root:str, # dataset folder
                             resume='auto' if resume else None)
     last = trainer.history[-1] if trainer.history else {}
     scores = ', '.join(f"{k[5:]} {v:.4f}" for k, v in last.items() if k.startswith('eval/'))
-    print(f"epoch {last.get('epoch', trainer.epoch)}: loss {last.get('loss', float('nan')):.4f}" + (f", {scores}" if scores else '')
-          + f"\ncheckpoint: {Path(out)/'last.pt'}")
+    print(
+        f"epoch {last.get('epoch', trainer.epoch)}: loss {last.get('loss', float('nan')):.4f}"
+        + (f", {scores}" if scores else '')
+        + f"\ncheckpoint: {Path(out) / 'last.pt'}"
+    )
 
-# %% ../nbs/35_pmnet_training.ipynb #fef12c2c
+# %% ../nbs/35_pmnet_training.ipynb #abe4a843
 def _parse_lambdas(text:str) -> dict:
     "'f_g=1,g=0.5,h=0' -> {'f_g': 1.0, 'g': 0.5, 'h': 0.0}."
     try: return {k.strip(): float(v) for k, v in (item.split('=') for item in text.split(','))}
     except ValueError: raise UsageError(f"--lambdas must look like 'f_g=1,g=1,h=0.5', got {text!r}") from None
 
-def _occluded_part_store(panet:str|None, records:list, main_store, cfg:PMNetConfig, occluded:str, workers:int, device:str):
-    "A part store of the occluded query images made with PANet (same part settings as the main store), opened for `cfg`."
+def _occluded_part_store(panet:str|None, records:list, main_store, cfg:PMNetConfig, occluded:str,
+                         workers:int, device:str):
+    """A part store of the occluded query images made with PANet (same part settings as the main store),
+    opened for `cfg`."""
     if panet is None:
-        raise UsageError("PMANet's Partial Tasks on occluded queries need the masks and boxes of the occluded images: pass --panet "
+        raise UsageError("PMANet's Partial Tasks on occluded queries need the masks and boxes of the "
+                         "occluded images: pass --panet "
                        "PANET_CHECKPOINT to compute them, or leave out --parts to evaluate PMANet°")
     base = getattr(main_store, 'store', main_store)
     made_with = base.manifest['config'].get('parts') if isinstance(base, Store) else None
     part_cfg = PartConfig.from_dict(made_with) if made_with else PartConfig(k=cfg.num_parts)
     dest = Path(occluded)/'parts'
-    make_part_store(load_panet(panet), records, dest, part_cfg, source=panet, num_workers=workers, device=device, progress=False)
+    make_part_store(load_panet(panet), records, dest, part_cfg, source=panet, num_workers=workers,
+                    device=device, progress=False)
     return open_part_store(dest, cfg, records)
 
-# %% ../nbs/35_pmnet_training.ipynb #a0312aa6
+# %% ../nbs/35_pmnet_training.ipynb #9100b6cb
 def eval_command(checkpoint:str, # a checkpoint from `pmanet train` (e.g. RUN/last.pt)
                   root:str, # dataset folder
-                  dataset:str='veri776', # dataset layout: veri776 (also the synthetic benchmark), vehicleid or folder
-                  parts:str=None, # part store of the test images: PMANet with Partial Tasks (default: PMANet°, images only)
+                  dataset:str='veri776', # layout: veri776 (also the synthetic set), vehicleid or folder
+                  # part store of the test images: PMANet with Partial Tasks (default: PMANet°, images only)
+                  parts:str=None,
                   occluded:str=None, # occluded query folder from `pmanet occlude` (replaces the queries)
-                  panet:str=None, # PANet checkpoint: computes the occluded queries' part store (with --parts and --occluded)
-                  rerank:str=None, # k-reciprocal re-ranking: 'standard' (k1=20, k2=6, lambda=0.3) or 'wide' (50, 15, 0.3)
+                  # PANet checkpoint: computes the occluded queries' part store (with --parts and --occluded)
+                  panet:str=None,
+                  # k-reciprocal re-ranking: 'standard' (k1=20, k2=6, lambda=0.3) or 'wide' (50, 15, 0.3)
+                  rerank:str=None,
                   flip:bool=False, # flip test-time augmentation
-                  lambdas:str=None, # fusion weights, e.g. 'f_g=1,g=1,h=0.5' (default: the checkpoint's HUL weights)
+                  # fusion weights, e.g. 'f_g=1,g=1,h=0.5' (default: the checkpoint's HUL weights)
+                  lambdas:str=None,
                   out:str=None, # also write the metrics as JSON to this file
                   test_size:int=800, # VehicleID test list: 800, 1600 or 2400
                   batch_size:int=64, # images per forward pass
                   workers:int=None, # DataLoader workers (default: chosen for this machine)
                   device:str='auto'): # 'auto', 'cpu', 'cuda'
-    "Evaluate a PMNet or BoT checkpoint: CMC, mAP, mINP (VehicleID: 10-split CMC@1/5 and MRR) as a table, and JSON."
+    """Evaluate a PMNet or BoT checkpoint: CMC, mAP, mINP (VehicleID: 10-split CMC@1/5 and MRR) as a table,
+    and JSON."""
     loaded = load_model(checkpoint)
     kind, lam = loaded.spec['kind'], _parse_lambdas(lambdas) if lambdas else loaded.lambdas
     if kind not in ('pmnet', 'bot'):
         raise UsageError(f"{checkpoint} holds a {kind!r} model; pmanet eval scores PMNet and BoT checkpoints")
-    if parts and kind != 'pmnet': raise UsageError("--parts applies to PMNet checkpoints; the BoT baseline reads images only")
-    data = read_dataset(root, dataset, verbose=False, **({'test_size': test_size} if dataset == 'vehicleid' else {}))
+    if parts and kind != 'pmnet': raise UsageError("--parts applies to PMNet checkpoints; the BoT baseline "
+                                                   "reads images only")
+    data = read_dataset(root, dataset, verbose=False,
+                        **({'test_size': test_size} if dataset == 'vehicleid' else {}))
     if occluded and data.protocol == 'vehicleid':
         raise UsageError("--occluded replaces a query set; VehicleID draws its queries from the test pool")
     cfg = PMNetConfig.from_dict({**loaded.spec['config'], 'weights': None}) if kind == 'pmnet' else None
@@ -223,11 +265,14 @@ def eval_command(checkpoint:str, # a checkpoint from `pmanet train` (e.g. RUN/la
     q_records = occluded_query_records(data.query, occluded) if occluded else None
     q_store = (_occluded_part_store(panet, q_records, store, cfg, occluded, workers, device)
                if occluded and store is not None else None)
-    res = evaluate_reid(loaded.model, data, store, lam, tuple(loaded.spec['image_size']), batch_size, workers, device,
+    res = evaluate_reid(loaded.model, data, store, lam, tuple(loaded.spec['image_size']), batch_size,
+                        workers, device,
                         flip, rerank, q_records, q_store)
     name = 'BoT' if kind == 'bot' else 'PMANet' if store is not None else 'PMANet°'
-    keys = ('CMC@1', 'CMC@5', 'MRR') if res.vehicleid else ('mAP', 'CMC@1', 'CMC@5', 'CMC@10', 'mINP', 'skipped')
-    row = {'model': name, 'dataset': data.name, 'queries': 'occluded' if occluded else 'clean', 'rerank': rerank or '-', 'flip': flip,
+    keys = ('CMC@1', 'CMC@5', 'MRR') if res.vehicleid else ('mAP', 'CMC@1', 'CMC@5', 'CMC@10', 'mINP',
+                                                            'skipped')
+    row = {'model': name, 'dataset': data.name, 'queries': 'occluded' if occluded else 'clean',
+           'rerank': rerank or '-', 'flip': flip,
            **{k: res.metrics[k] for k in keys}}
     print(markdown_table([row]))
     if out:

@@ -18,52 +18,122 @@ from .cli import resolve_command
 __all__ = ['PAPER_RESULTS', 'DATASET_FOLDERS', 'DISTRIBUTED_COMMANDS', 'compare_with_paper', 'eval_metrics', 'dataset_root',
            'cli_command', 'run_command']
 
-# %% ../nbs/90_recipes.ipynb #cc0b1b60
+# %% ../nbs/90_recipes.ipynb #521d4b57
 PAPER_RESULTS = {  # table -> title, metric names, {row label: values in %} (paper IV-C, IV-D, IV-E)
-    'I': dict(title='VeRi776: comparison with the state of the art', metrics=('mAP', 'CMC@1', 'CMC@5'), rows={
-        'SPAN [8] (EA)': (68.9, 94.0, 97.6), 'PRReID [2] (EA)': (70.2, 92.2, 97.9), 'MVAN [19] (EA)': (72.5, 92.6, 97.9),
-        'CFVMNet [11] (EA)': (77.1, 95.3, 98.4), 'PVEN [1] (EA)': (79.5, 95.6, 98.4), 'RAM [5] (224x224)': (61.5, 88.6, 94.0),
-        'SAN [6]': (72.5, 93.3, 97.1), 'SAVER [43]': (79.6, 96.4, 98.6), 'Baseline [37]': (77.2, 95.7, 97.9),
-        'PMANet°': (81.7, 96.7, 98.6), 'PMANet': (81.8, 96.4, 98.6),
-        'CFVMNet [11]+RR (EA)': (81.5, 94.8, 96.6), 'PMANet+RR': (89.8, 97.3, 98.2)}),
-    'II': dict(title='VehicleID: comparison with the state of the art (CMC)',
-               metrics=('small CMC@1', 'small CMC@5', 'medium CMC@1', 'medium CMC@5', 'large CMC@1', 'large CMC@5'), rows={
-        'TAMR [7] (EA)': (66.0, 79.7, 62.9, 76.8, 59.7, 73.9), 'MVAN [19] (EA)': (None, None, None, None, 72.6, 83.1),
-        'PRReID [2] (EA)': (78.4, 92.6, 75.0, 88.3, 74.2, 86.4), 'CFVMNet [11] (EA)': (81.4, 94.1, 77.3, 90.4, 74.7, 88.7),
-        'PVEN [1] (EA)': (84.7, 97.0, 80.6, 94.5, 77.8, 92.0), 'RAM [5] (224x224)': (75.2, 91.5, 72.3, 87.0, 67.7, 84.5),
-        'SAN [6]': (79.7, 94.3, 78.4, 91.3, 75.6, 88.3), 'SAVER [43]': (79.9, 95.2, 77.6, 91.1, 75.3, 88.3),
-        'PMANet°': (85.0, 97.5, 79.8, 94.1, 76.9, 91.6), 'PMANet': (85.3, 97.4, 79.8, 94.0, 76.7, 91.7)}),
-    'III': dict(title='VeRi776: components (with Partial Tasks at test time)', metrics=('mAP', 'CMC@1', 'CMC@5'), rows={
-        'Exp-1': (72.4, 94.6, 97.2), 'Exp-2': (78.5, 95.7, 98.0), 'Exp-3': (79.5, 96.4, 98.1), 'Exp-4': (79.9, 96.4, 98.3),
-        'Exp-5': (78.1, 95.3, 97.8), 'Exp-6': (78.2, 95.6, 98.0), 'Exp-7': (81.8, 96.4, 98.6)}),
-    'IV': dict(title='VeRi776: MAM against other attention modules', metrics=('mAP', 'CMC@1', 'CMC@5'), rows={
-        'PANet+SE-Net': (81.0, 96.8, 98.2), 'PANet+Residual Attention Module': (80.7, 96.7, 98.7), 'PMANet': (81.8, 96.4, 98.6)}),
-    'V': dict(title='VeRi776: part transfer', metrics=('mAP', 'CMC@1', 'CMC@5'), rows={
-        'w/o parameter sharing': (81.1, 96.3, 98.4), 'w/o L_PT': (80.2, 96.7, 98.6),
-        'w/o parameter sharing & L_PT': (80.6, 96.4, 98.3), 'PMANet': (81.8, 96.4, 98.6)}),
-    'VI': dict(title='VeRi776: sub-tasks, feature summation and concatenation', metrics=('mAP', 'CMC@1', 'CMC@5'), rows={
-        'w/o classification tasks': (78.4, 95.7, 97.9), 'w/o part transfer task': (79.1, 95.6, 98.1),
-        'w/o feature summation': (79.8, 96.3, 98.2), 'w/o feature concatenation': (80.6, 96.0, 98.2), 'PMANet': (81.8, 96.4, 98.6)}),
-    'VII': dict(title='VeRi776: homoscedastic uncertainty learning (WR: weighting ratio)', metrics=('mAP', 'CMC@1', 'CMC@5'), rows={
-        'w/o HUL (WR:1:1:1:1:1)': (80.5, 96.5, 98.0), 'w/o HUL (WR:2:1:1:1:1)': (80.4, 96.2, 98.7),
-        'w/o HUL (WR:4:1:1:1:1)': (79.8, 96.4, 98.0), 'Add HUL from Epoch30': (80.7, 96.1, 98.1), 'PMANet': (81.8, 96.4, 98.6)}),
-    'VIII': dict(title='Occluded VeRi776: small set of ASAN [30], large set from the query set',
-                 metrics=('small mAP', 'small CMC@1', 'small CMC@5', 'large mAP', 'large CMC@1', 'large CMC@5'), rows={
-        'ASAN [30]': (53.3, 68.8, 90.1, None, None, None), 'Baseline': (60.1, 70.7, 90.7, 54.5, 75.9, 85.8),
-        'PMANet': (85.3, 96.0, 99.7, 65.7, 85.3, 91.6), 'PMANet°': (85.7, 96.0, 99.7, 66.2, 86.0, 91.8)}),
+    'I': dict(
+        title='VeRi776: comparison with the state of the art',
+        metrics=('mAP', 'CMC@1', 'CMC@5'),
+        rows={
+            'SPAN [8] (EA)': (68.9, 94.0, 97.6),
+            'PRReID [2] (EA)': (70.2, 92.2, 97.9),
+            'MVAN [19] (EA)': (72.5, 92.6, 97.9),
+            'CFVMNet [11] (EA)': (77.1, 95.3, 98.4),
+            'PVEN [1] (EA)': (79.5, 95.6, 98.4),
+            'RAM [5] (224x224)': (61.5, 88.6, 94.0),
+            'SAN [6]': (72.5, 93.3, 97.1),
+            'SAVER [43]': (79.6, 96.4, 98.6),
+            'Baseline [37]': (77.2, 95.7, 97.9),
+            'PMANet°': (81.7, 96.7, 98.6),
+            'PMANet': (81.8, 96.4, 98.6),
+            'CFVMNet [11]+RR (EA)': (81.5, 94.8, 96.6),
+            'PMANet+RR': (89.8, 97.3, 98.2),
+        },
+    ),
+    'II': dict(
+        title='VehicleID: comparison with the state of the art (CMC)',
+        metrics=('small CMC@1', 'small CMC@5', 'medium CMC@1', 'medium CMC@5', 'large CMC@1', 'large CMC@5'),
+        rows={
+            'TAMR [7] (EA)': (66.0, 79.7, 62.9, 76.8, 59.7, 73.9),
+            'MVAN [19] (EA)': (None, None, None, None, 72.6, 83.1),
+            'PRReID [2] (EA)': (78.4, 92.6, 75.0, 88.3, 74.2, 86.4),
+            'CFVMNet [11] (EA)': (81.4, 94.1, 77.3, 90.4, 74.7, 88.7),
+            'PVEN [1] (EA)': (84.7, 97.0, 80.6, 94.5, 77.8, 92.0),
+            'RAM [5] (224x224)': (75.2, 91.5, 72.3, 87.0, 67.7, 84.5),
+            'SAN [6]': (79.7, 94.3, 78.4, 91.3, 75.6, 88.3),
+            'SAVER [43]': (79.9, 95.2, 77.6, 91.1, 75.3, 88.3),
+            'PMANet°': (85.0, 97.5, 79.8, 94.1, 76.9, 91.6),
+            'PMANet': (85.3, 97.4, 79.8, 94.0, 76.7, 91.7),
+        },
+    ),
+    'III': dict(
+        title='VeRi776: components (with Partial Tasks at test time)',
+        metrics=('mAP', 'CMC@1', 'CMC@5'),
+        rows={
+            'Exp-1': (72.4, 94.6, 97.2),
+            'Exp-2': (78.5, 95.7, 98.0),
+            'Exp-3': (79.5, 96.4, 98.1),
+            'Exp-4': (79.9, 96.4, 98.3),
+            'Exp-5': (78.1, 95.3, 97.8),
+            'Exp-6': (78.2, 95.6, 98.0),
+            'Exp-7': (81.8, 96.4, 98.6),
+        },
+    ),
+    'IV': dict(
+        title='VeRi776: MAM against other attention modules',
+        metrics=('mAP', 'CMC@1', 'CMC@5'),
+        rows={
+            'PANet+SE-Net': (81.0, 96.8, 98.2),
+            'PANet+Residual Attention Module': (80.7, 96.7, 98.7),
+            'PMANet': (81.8, 96.4, 98.6),
+        },
+    ),
+    'V': dict(
+        title='VeRi776: part transfer',
+        metrics=('mAP', 'CMC@1', 'CMC@5'),
+        rows={
+            'w/o parameter sharing': (81.1, 96.3, 98.4),
+            'w/o L_PT': (80.2, 96.7, 98.6),
+            'w/o parameter sharing & L_PT': (80.6, 96.4, 98.3),
+            'PMANet': (81.8, 96.4, 98.6),
+        },
+    ),
+    'VI': dict(
+        title='VeRi776: sub-tasks, feature summation and concatenation',
+        metrics=('mAP', 'CMC@1', 'CMC@5'),
+        rows={
+            'w/o classification tasks': (78.4, 95.7, 97.9),
+            'w/o part transfer task': (79.1, 95.6, 98.1),
+            'w/o feature summation': (79.8, 96.3, 98.2),
+            'w/o feature concatenation': (80.6, 96.0, 98.2),
+            'PMANet': (81.8, 96.4, 98.6),
+        },
+    ),
+    'VII': dict(
+        title='VeRi776: homoscedastic uncertainty learning (WR: weighting ratio)',
+        metrics=('mAP', 'CMC@1', 'CMC@5'),
+        rows={
+            'w/o HUL (WR:1:1:1:1:1)': (80.5, 96.5, 98.0),
+            'w/o HUL (WR:2:1:1:1:1)': (80.4, 96.2, 98.7),
+            'w/o HUL (WR:4:1:1:1:1)': (79.8, 96.4, 98.0),
+            'Add HUL from Epoch30': (80.7, 96.1, 98.1),
+            'PMANet': (81.8, 96.4, 98.6),
+        },
+    ),
+    'VIII': dict(
+        title='Occluded VeRi776: small set of ASAN [30], large set from the query set',
+        metrics=('small mAP', 'small CMC@1', 'small CMC@5', 'large mAP', 'large CMC@1', 'large CMC@5'),
+        rows={
+            'ASAN [30]': (53.3, 68.8, 90.1, None, None, None),
+            'Baseline': (60.1, 70.7, 90.7, 54.5, 75.9, 85.8),
+            'PMANet': (85.3, 96.0, 99.7, 65.7, 85.3, 91.6),
+            'PMANet°': (85.7, 96.0, 99.7, 66.2, 86.0, 91.8),
+        },
+    ),
 }
 
-# %% ../nbs/90_recipes.ipynb #0aa31db0
+# %% ../nbs/90_recipes.ipynb #5455e560
 def _pct(v) -> str: return '-' if v is None else f'{v:.1f}'
 
 def compare_with_paper(table:str, # a key of PAPER_RESULTS: 'I' ... 'VIII'
-                       measured:dict|None=None) -> str: # row label -> {metric: fraction in [0, 1]}; other metrics are ignored
+                       measured:dict|None=None) -> str: # row label -> {metric: fraction}
     "Markdown table of the paper's `table` (%), with measured rows as 'paper / ours (ours - paper)'."
-    if table not in PAPER_RESULTS: raise KeyError(f"no table {table!r}; the paper's tables are {', '.join(PAPER_RESULTS)}")
+    if table not in PAPER_RESULTS: raise KeyError(f"no table {table!r}; the paper's tables are "
+                                                  f"{', '.join(PAPER_RESULTS)}")
     t, measured = PAPER_RESULTS[table], measured or {}
     for row, m in measured.items():
         if bad := {k: v for k, v in m.items() if k in t['metrics'] and v is not None and not 0 <= v <= 1}:
-            raise ValueError(f"measured values are fractions in [0, 1] (as `pmanet eval` writes them); row {row!r} has {bad}")
+            raise ValueError("measured values are fractions in [0, 1] (as `pmanet eval` writes them); row "
+                             f"{row!r} has {bad}")
     def cell(paper, ours):
         if ours is None: return _pct(paper)
         ours = round(100 * ours, 1)                      # the difference is that of the numbers shown
@@ -74,54 +144,72 @@ def compare_with_paper(table:str, # a key of PAPER_RESULTS: 'I' ... 'VIII'
         rows.append({'row': label, **{m: cell(p, ours.get(m)) for m, p in zip(t['metrics'], paper)}})
     return f"Table {table}: {t['title']}\n\n" + markdown_table(rows)
 
-# %% ../nbs/90_recipes.ipynb #90b3bace
+# %% ../nbs/90_recipes.ipynb #4119040d
 def eval_metrics(path, # JSON file written by `pmanet eval --out`
                  prefix:str='') -> dict: # put before each name, e.g. 'large ' for Table VIII's columns
     "The rates measured by one `pmanet eval` run, as {prefix + name: fraction}."
     info = json.loads(Path(path).read_text())
-    if not isinstance(info.get('metrics'), dict): raise ValueError(f"{path} has no 'metrics' mapping: is it a file from `pmanet eval --out`?")
-    return {prefix + k: float(v) for k, v in info['metrics'].items() if isinstance(v, float) and not k.endswith('_std')}
+    if not isinstance(info.get('metrics'), dict): raise ValueError(f"{path} has no 'metrics' mapping: is it "
+                                                                   "a file from `pmanet eval --out`?")
+    return {prefix + k: float(v) for k,
+            v in info['metrics'].items() if isinstance(v, float) and not k.endswith('_std')}
 
-# %% ../nbs/90_recipes.ipynb #aed52918
-DATASET_FOLDERS = {'veri776': ('VERI776_ROOT', 'VeRi'), 'vehicleid': ('VEHICLEID_ROOT', 'VehicleID_V1.0')}  # env variable, folder under PMANET_DATA
+# %% ../nbs/90_recipes.ipynb #e177e9c4
+DATASET_FOLDERS = {'veri776': ('VERI776_ROOT', 'VeRi'),
+                   'vehicleid': ('VEHICLEID_ROOT',
+                                 'VehicleID_V1.0')}  # env variable, folder under PMANET_DATA
 
 def dataset_root(dataset:str, # 'veri776' or 'vehicleid'
-                 must_exist:bool=True) -> Path: # raise FileNotFoundError, naming the variables to set, when it is missing
-    "The dataset's folder: $VERI776_ROOT / $VEHICLEID_ROOT, else $PMANET_DATA/VeRi or /VehicleID_V1.0 (PMANET_DATA default /data)."
-    if dataset not in DATASET_FOLDERS: raise ValueError(f"unknown dataset {dataset!r}; use one of {', '.join(DATASET_FOLDERS)}")
+                 must_exist:bool=True) -> Path: # raise FileNotFoundError if missing
+    """The dataset's folder: $VERI776_ROOT / $VEHICLEID_ROOT, else $PMANET_DATA/VeRi or /VehicleID_V1.0
+    (PMANET_DATA default /data)."""
+    if dataset not in DATASET_FOLDERS: raise ValueError(f"unknown dataset {dataset!r}; use one of "
+                                                        f"{', '.join(DATASET_FOLDERS)}")
     var, folder = DATASET_FOLDERS[dataset]
-    root = Path(os.environ[var]) if os.environ.get(var) else Path(os.environ.get('PMANET_DATA') or '/data')/folder
+    root = (
+        Path(os.environ[var])
+        if os.environ.get(var)
+        else Path(os.environ.get('PMANET_DATA') or '/data') / folder
+    )
     if must_exist and not root.is_dir():
-        raise FileNotFoundError(f"{dataset} not found at {root}: set {var}=/path/to/{folder} (the folder itself), "
-                                f"or PMANET_DATA=/path/to/datasets (the folder holding {folder}/)")
+        raise FileNotFoundError(
+            f"{dataset} not found at {root}: set {var}=/path/to/{folder} (the folder itself), "
+            f"or PMANET_DATA=/path/to/datasets (the folder holding {folder}/)"
+        )
     return root.expanduser().absolute()
 
-# %% ../nbs/90_recipes.ipynb #ee965939
-DISTRIBUTED_COMMANDS = ('train-panet', 'train')  # subcommands that train through the engine, which joins torchrun's process group
+# %% ../nbs/90_recipes.ipynb #0acc6519
+DISTRIBUTED_COMMANDS = ('train-panet',
+                        # subcommands that train through the engine, which joins torchrun's process group
+                        'train')
 
 def cli_command(command:str, # a `pmanet` subcommand, e.g. 'train'
                 *args, # its positional arguments, in order
                 gpus:int=1, # > 1: launched by torchrun, one process per GPU of this machine
-                **options) -> str: # its options by parameter name; None and False are left out, True is a bare flag
+                **options) -> str: # options; None/False left out, True a bare flag
     "The shell line `pmanet COMMAND ARGS --option value ...`, checked against the subcommand's own parser."
     parser = anno_parser(resolve_command(command), prog=f'pmanet {command}')
-    flags = {a.dest: max(a.option_strings, key=len)                         # parameter name -> its long option
+    flags = {a.dest: max(a.option_strings,
+                         key=len)                         # parameter name -> its long option
              for a in parser._actions if a.option_strings and a.dest not in ('help', 'pdb', 'xtra')}
     if unknown := [k for k in options if k not in flags]:
-        raise ValueError(f"`pmanet {command}` has no option {', '.join(map(repr, unknown))}; its options are {', '.join(flags)}")
+        raise ValueError(f"`pmanet {command}` has no option {', '.join(map(repr, unknown))}; its options are "
+                         f"{', '.join(flags)}")
     argv = [str(a) for a in args]
     for k, v in options.items():
         if v is not None and v is not False: argv += [flags[k]] if v is True else [flags[k], str(v)]
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         try: parser.parse_args(argv)
-        except SystemExit: raise ValueError(f"`pmanet {command} {shlex.join(argv)}` does not parse: {err.getvalue().strip().splitlines()[-1]}") from None
+        except SystemExit: raise ValueError(f"`pmanet {command} {shlex.join(argv)}` does not parse: "
+                                            f"{err.getvalue().strip().splitlines()[-1]}") from None
     if gpus > 1 and command not in DISTRIBUTED_COMMANDS:
-        raise ValueError(f"`pmanet {command}` runs in one process; only {' and '.join(DISTRIBUTED_COMMANDS)} run under torchrun")
+        raise ValueError(f"`pmanet {command}` runs in one process; only {' and '.join(DISTRIBUTED_COMMANDS)} "
+                         "run under torchrun")
     launcher = ['torchrun', '--standalone', f'--nproc-per-node={gpus}', '--no-python'] if gpus > 1 else []
     return shlex.join([*launcher, 'pmanet', command, *argv])
 
-# %% ../nbs/90_recipes.ipynb #03ed0ccb
+# %% ../nbs/90_recipes.ipynb #fc05bea7
 def run_command(command:str, # a shell line, e.g. from `cli_command`
                 log=None, # file that receives its output (appended); None: this process's stdout and stderr
                 env:dict|None=None, # extra environment variables, e.g. {'CUDA_VISIBLE_DEVICES': '1'}
@@ -132,7 +220,8 @@ def run_command(command:str, # a shell line, e.g. from `cli_command`
     if log is None: rc = subprocess.run(command, shell=True, env=env).returncode
     else:
         log = Path(log); log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, 'a') as f: rc = subprocess.run(command, shell=True, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+        with open(log, 'a') as f:
+            rc = subprocess.run(command, shell=True, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
     if check and rc:
         tail = '\n'.join(log.read_text(errors='replace').splitlines()[-20:]) if log else ''
         raise RuntimeError(f"exit code {rc}: {command}" + (f"\nlast lines of {log}:\n{tail}" if tail else ''))

@@ -22,31 +22,39 @@ RERANK_PRESETS = {
     'wide': dict(k1=50, k2=15, lambda_value=0.3),      # larger neighbourhoods
 }
 
-# %% ../nbs/31_reranking.ipynb #99360c3c
+# %% ../nbs/31_reranking.ipynb #18e75332
 class _MatrixRows:
-    "Rows of Zhong's `original_dist` (before column scaling) from the three distance matrices of the field's signature."
+    """Rows of Zhong's `original_dist` (before column scaling) from the three distance matrices of the field's
+    signature."""
     def __init__(self, q_g, q_q, g_g):
         q_g, q_q, g_g = (as_numpy(m) for m in (q_g, q_q, g_g))
         nq, ng = q_g.shape
         if q_q.shape != (nq, nq) or g_g.shape != (ng, ng):
-            raise ValueError(f"q_g_dist is {q_g.shape}, so q_q_dist must be {(nq, nq)} and g_g_dist {(ng, ng)}; got {q_q.shape} and {g_g.shape}")
+            raise ValueError(f"q_g_dist is {q_g.shape}, so q_q_dist must be {(nq, nq)} and g_g_dist "
+                             f"{(ng, ng)}; got {q_q.shape} and {g_g.shape}")
         dt = np.result_type(q_g, q_q, g_g)                         # the original concatenates, promoting
         self.q_g, self.q_q, self.g_g = (np.asarray(m, dtype=dt) for m in (q_g, q_q, g_g))
         self.nq, self.ng, self.n = nq, ng, nq + ng
 
-    def rows(self, s:int, e:int) -> np.ndarray: # rows [s, e) of original_dist = columns of the concatenated d**2
-        "Squared distances, float32, of the columns s..e-1 of the concatenated matrix (rows of the transposed)."
+    def rows(self, s:int, e:int) -> np.ndarray: # rows [s, e) of original_dist
+        """Squared distances, float32, of the columns s..e-1 of the concatenated matrix (rows of the
+        transposed)."""
         nq, parts = self.nq, []
         if s < nq: a, b = s, min(e, nq); parts.append(np.concatenate([self.q_q[:, a:b].T, self.q_g[a:b]], 1))
-        if e > nq: a, b = max(s, nq) - nq, e - nq; parts.append(np.concatenate([self.q_g[:, a:b].T, self.g_g[:, a:b].T], 1))
-        return np.square(parts[0] if len(parts) == 1 else np.concatenate(parts)).astype(np.float32, copy=False)
+        if e > nq:
+            a, b = max(s, nq) - nq, e - nq
+            parts.append(np.concatenate([self.q_g[:, a:b].T, self.g_g[:, a:b].T], 1))
+        return np.square(parts[0] if len(parts) == 1 else np.concatenate(parts)).astype(np.float32,
+                                                                                        copy=False)
 
     def pairs(self, i:np.ndarray, j:np.ndarray) -> np.ndarray: # row and column of original_dist
         "Squared distances at (i, j) of original_dist, i.e. entry (j, i) of the concatenated matrix."
         r, c, nq = j, i, self.nq
         out = np.empty(len(r), self.q_g.dtype)
-        for m, (mat, rr, cc) in (((r < nq) & (c < nq), (self.q_q, r, c)), ((r < nq) & (c >= nq), (self.q_g, r, c - nq)),
-                                 ((r >= nq) & (c < nq), (self.q_g, c, r - nq)), ((r >= nq) & (c >= nq), (self.g_g, r - nq, c - nq))):
+        for m, (mat, rr, cc) in (((r < nq) & (c < nq), (self.q_q, r, c)),
+                                 ((r < nq) & (c >= nq), (self.q_g, r, c - nq)),
+                                 ((r >= nq) & (c < nq), (self.q_g, c, r - nq)), ((r >= nq) & (c >= nq),
+                                                                                 (self.g_g, r - nq, c - nq))):
             out[m] = mat[rr[m], cc[m]]
         return np.square(out).astype(np.float32, copy=False)
 
@@ -62,9 +70,10 @@ def euclidean_distance(a, # (A, D) features
     d = (a * a).sum(1, keepdim=True) + (b * b).sum(1)
     return d.addmm_(a, b.T, alpha=-2).clamp_(min=0).sqrt_()
 
-# %% ../nbs/31_reranking.ipynb #e30e9095
+# %% ../nbs/31_reranking.ipynb #a4f0f14a
 class _FeatureRows:
-    "Rows of Zhong's `original_dist` (before column scaling) computed on demand from query and gallery features."
+    """Rows of Zhong's `original_dist` (before column scaling) computed on demand from query and gallery
+    features."""
     def __init__(self, q, g, distance, chunk:int=512, pair_rows:int=64):
         cat = lambda a, b: torch.cat([torch.as_tensor(a), torch.as_tensor(b)])
         self.x = {k: cat(q[k], g[k]) for k in q} if isinstance(q, dict) else cat(q, g)
@@ -82,25 +91,34 @@ class _FeatureRows:
             lo, hi = bounds[b], bounds[b + 1]
             if lo == hi: continue
             need, col = np.unique(j[lo:hi], return_inverse=True)
-            out[lo:hi] = self._squared(take_rows(self.x, slice(s, s + step)), take_rows(self.x, need))[i[lo:hi] - s, col]
+            out[lo:hi] = self._squared(take_rows(self.x, slice(s, s + step)), take_rows(self.x, need))[
+                i[lo:hi] - s, col
+            ]
         return out
 
     def query_gallery(self):
         g = take_rows(self.x, slice(self.nq, self.n))
-        return np.concatenate([self._squared(take_rows(self.x, slice(s, min(s + self.chunk, self.nq))), g) for s in range(0, self.nq, self.chunk)])
+        return np.concatenate(
+            [
+                self._squared(take_rows(self.x, slice(s, min(s + self.chunk, self.nq))), g)
+                for s in range(0, self.nq, self.chunk)
+            ]
+        )
 
-# %% ../nbs/31_reranking.ipynb #b9e46079
+# %% ../nbs/31_reranking.ipynb #15cbe89c
 def _nearest(src, # row source
              k:int, # neighbours to keep per row
              chunk:int, # rows per chunk
              progress:bool=False): # a progress bar over the rows
-    "First k of `np.argsort` of every row of `original_dist` (top-k, `argsort` on rows with ties); and the column maxima."
+    """First k of `np.argsort` of every row of `original_dist` (top-k, `argsort` on rows with ties); and the
+    column maxima."""
     n = src.n; kk = min(k + 1, n)
     near, scale = np.empty((n, k), np.int64), np.empty(n, np.float32)
     for s in tqdm(range(0, n, chunk), desc='re-ranking: neighbours', unit='chunk', disable=not progress):
         e = min(s + chunk, n)
         rows = src.rows(s, e); m = rows.max(1, keepdims=True)
-        if (m <= 0).any(): raise ValueError(f"image {s + int(np.argmax(m[:, 0] <= 0))} is at distance 0 from every image; re-ranking needs distinct features")
+        if (m <= 0).any(): raise ValueError(f"image {s + int(np.argmax(m[:, 0] <= 0))} is at distance 0 from "
+                                            "every image; re-ranking needs distinct features")
         rows = rows / m
         vals, idx = torch.topk(torch.from_numpy(rows), kk, dim=1, largest=False, sorted=True)
         idx = idx[:, :k].numpy()
@@ -109,7 +127,7 @@ def _nearest(src, # row source
         near[s:e], scale[s:e] = idx, m[:, 0]
     return near, scale
 
-# %% ../nbs/31_reranking.ipynb #75a63428
+# %% ../nbs/31_reranking.ipynb #c2059eb4
 def _reciprocal(near:np.ndarray, # (N, k) neighbour lists
                 chunk:int=4096) -> np.ndarray:
     "Mask (N, k): does neighbour near[i, m] have i among its own k?"
@@ -132,14 +150,15 @@ def _expanded_sets(near:np.ndarray, # (N, >= k1+1) neighbour lists
         e = min(s + chunk, n)
         cand = full[s:e]                                         # candidates c = near[i, m]
         ck = np.arange(s, e)[:, None, None] * n + half[cand]     # keys (i, member of c's half-size list)
-        member = Rh[cand]                                        # ... that are in c's half-size reciprocal set
+        # ... that are in c's half-size reciprocal set
+        member = Rh[cand]
         hit = (rkeys[np.minimum(np.searchsorted(rkeys, ck), len(rkeys) - 1)] == ck) & member
         accept = R[s:e] & (hit.sum(2) > 2. / 3 * half_size[cand])
         keys.append(ck[accept[:, :, None] & member])
     keys = np.unique(np.concatenate(keys))
     return keys // n, keys % n
 
-# %% ../nbs/31_reranking.ipynb #c3e351a5
+# %% ../nbs/31_reranking.ipynb #adc5ae5f
 def _weights(src, rows:np.ndarray, cols:np.ndarray, scale:np.ndarray) -> sp.csr_matrix:
     "Sparse V: exp(-original_dist) over each expanded set, normalised per row (step 4)."
     w = np.exp(-(src.pairs(rows, cols) / scale[rows]))
@@ -149,11 +168,12 @@ def _weights(src, rows:np.ndarray, cols:np.ndarray, scale:np.ndarray) -> sp.csr_
 def _query_expansion(V:sp.csr_matrix, near:np.ndarray, k2:int) -> sp.csr_matrix:
     "Each row of V replaced by the mean of the rows of its k2 nearest (step 5)."
     n, k = V.shape[0], min(k2, near.shape[1])
-    avg = sp.csr_matrix((np.ones(n * k, np.float32), near[:, :k].ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
+    avg = sp.csr_matrix((np.ones(n * k, np.float32), near[:, :k].ravel(), np.arange(0, n * k + 1, k)),
+                        shape=(n, n))
     V = (avg @ V).tocsr(); V.data /= k
     return V
 
-# %% ../nbs/31_reranking.ipynb #fe311185
+# %% ../nbs/31_reranking.ipynb #0254bb32
 def _jaccard_blend(V:sp.csr_matrix, # (N, N) expanded V
                    orig_qg:np.ndarray, # (Q, G) scaled original distances
                    lambda_value:float, budget:int=2_000_000) -> np.ndarray:
@@ -165,7 +185,8 @@ def _jaccard_blend(V:sp.csr_matrix, # (N, N) expanded V
     out = orig_qg * np.float32(lambda_value)
     s = 0
     while s < nq:
-        e = s + max(1, min(int(np.searchsorted(np.cumsum(per_query[s:]), budget, side='right')), budget // ng))
+        e = s + max(1, min(int(np.searchsorted(np.cumsum(per_query[s:]), budget, side='right')),
+                           budget // ng))
         sub = Vq[s:e]
         cnt = per_col[sub.indices]                                # triples for each query non-zero
         q = np.repeat(np.repeat(np.arange(e - s), np.diff(sub.indptr)), cnt)
@@ -176,9 +197,10 @@ def _jaccard_blend(V:sp.csr_matrix, # (N, N) expanded V
         s = e
     return out
 
-# %% ../nbs/31_reranking.ipynb #f1a3326a
+# %% ../nbs/31_reranking.ipynb #4f22271c
 def _re_rank(src, k1, k2, lambda_value, chunk, progress=False):
-    if k1 < 1 or k2 < 1 or not 0 <= lambda_value <= 1: raise ValueError(f"need k1 >= 1, k2 >= 1 and 0 <= lambda_value <= 1; got {k1}, {k2}, {lambda_value}")
+    if k1 < 1 or k2 < 1 or not 0 <= lambda_value <= 1:
+        raise ValueError(f"need k1 >= 1, k2 >= 1 and 0 <= lambda_value <= 1; got {k1}, {k2}, {lambda_value}")
     near, scale = _nearest(src, min(max(k1 + 1, k2), src.n), chunk, progress)
     rows, cols = _expanded_sets(near, k1)
     V = _weights(src, rows, cols, scale)

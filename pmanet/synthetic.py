@@ -23,7 +23,7 @@ __all__ = ['VIEWS', 'PART_NAMES', 'MARK_PARTS', 'MARK_KINDS', 'PART_PARENT', 'BO
            'make_cameras', 'camera_scene', 'Shot', 'render', 'make_plan', 'summarize_plan', 'make_synthetic',
            'SyntheticGroundTruth', 'load_ground_truth', 'synthetic_command']
 
-# %% ../nbs/04_synthetic.ipynb #1b73125e
+# %% ../nbs/04_synthetic.ipynb #d76a4913
 @dataclass
 class SyntheticConfig(Config):
     "Size, protocol and difficulty of a synthetic multi-view vehicle Re-ID benchmark in the VeRi776 layout."
@@ -31,29 +31,47 @@ class SyntheticConfig(Config):
     test_ids: int = 20             # identities in image_test and image_query (VeRi776: 200)
     images_per_id: int = 16        # mean images per identity; each draws 0.75x-1.25x this (VeRi776: ~64)
     test_images_per_id: int|None = None  # the same for test identities (None: images_per_id)
-    cameras: int = 12              # cameras c001..cNNN, each with its own views, scene, colour cast, blur, noise (VeRi776: 20)
+    cameras: int = (
+        12  # cameras c001..cNNN, each with its own views, scene, colour cast, blur, noise (VeRi776: 20)
+    )
     cameras_per_id: tuple = (2, 5) # an identity passes this many cameras (inclusive range, lower bound >= 2)
     queries_per_camera: int = 1    # query images per (test identity, camera) pair (VeRi776: 1)
-    group_size: int = 3            # near-duplicate group size: same body, size and colour, different marks (1: none)
+    group_size: int = 3  # near-duplicate group size: same body, size and colour, different marks (1: none)
     size: int = 128                # image height in pixels
     aspect: float = 1.0            # image width / height
     truncation: float = 0.15       # mean fraction of images in which the vehicle is cut by the image border
-    occlusion: float = 0.1         # mean fraction of images with a light occluder (pole, foliage) in front of the vehicle
-    supersample: int = 2           # draw at this multiple of the size, then area-average (anti-aliasing, sub-pixel masks/boxes)
+    occlusion: float = (
+        0.1  # mean fraction of images with a light occluder (pole, foliage) in front of the vehicle
+    )
+    supersample: int = (
+        2  # draw at this multiple of the size, then area-average (anti-aliasing, sub-pixel masks/boxes)
+    )
     jpeg_quality: int = 90         # fixed JPEG quality (part of what makes the output byte-identical)
     seed: int = 0                  # every random choice derives from this integer
 
     def __post_init__(self):
         def need(ok, name, what):
-            if not ok: raise ConfigError(f"SyntheticConfig.{name} must be {what}, got {getattr(self, name)!r}")
-        for name in ('train_ids', 'test_ids', 'images_per_id', 'queries_per_camera', 'group_size', 'supersample'):
+            if not ok:
+                raise ConfigError(f"SyntheticConfig.{name} must be {what}, got {getattr(self, name)!r}")
+        for name in ('train_ids', 'test_ids', 'images_per_id', 'queries_per_camera', 'group_size',
+                     'supersample'):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, 'an integer >= 1')
         need(2 <= self.cameras <= 999, 'cameras', 'between 2 and 999 (camera ids are cCCC)')
         lo, hi = (tuple(self.cameras_per_id) + (None, None))[:2]
-        need(len(self.cameras_per_id) == 2 and 2 <= lo <= hi <= self.cameras, 'cameras_per_id',
-             f'a pair (lo, hi) with 2 <= lo <= hi <= cameras={self.cameras} (every query needs a match from another camera)')
-        need(self.test_images_per_id is None or (isinstance(self.test_images_per_id, int) and self.test_images_per_id >= 1), 'test_images_per_id', 'None or an integer >= 1')
-        need(self.train_ids + self.test_ids <= 9999, 'train_ids', 'such that train_ids + test_ids <= 9999 (ids are VVVV)')
+        need(
+            len(self.cameras_per_id) == 2 and 2 <= lo <= hi <= self.cameras,
+            'cameras_per_id',
+            f'a pair (lo, hi) with 2 <= lo <= hi <= cameras={self.cameras} '
+            '(every query needs a match from another camera)',
+        )
+        need(
+            self.test_images_per_id is None
+            or (isinstance(self.test_images_per_id, int) and self.test_images_per_id >= 1),
+            'test_images_per_id',
+            'None or an integer >= 1',
+        )
+        need(self.train_ids + self.test_ids <= 9999, 'train_ids',
+             'such that train_ids + test_ids <= 9999 (ids are VVVV)')
         need(self.group_size <= 20, 'group_size', 'at most 20 (each member needs its own set of mark kinds)')
         need(self.size >= 32, 'size', 'at least 32 pixels')
         need(0.5 <= self.aspect <= 3, 'aspect', 'between 0.5 and 3')
@@ -61,79 +79,270 @@ class SyntheticConfig(Config):
         need(0 <= self.occlusion <= 0.5, 'occlusion', 'between 0 and 0.5')
         need(1 <= self.jpeg_quality <= 100, 'jpeg_quality', 'between 1 and 100')
 
-# %% ../nbs/04_synthetic.ipynb #5171971c
-VIEWS = ('front', 'front-left', 'left', 'rear-left', 'rear', 'rear-right', 'right', 'front-right')  # azimuth 0, 45, ... 315 deg
-PART_NAMES = ('windscreen', 'rear_window', 'side_window_left', 'side_window_right', 'roof',
-              'headlight_left', 'headlight_right', 'taillight_left', 'taillight_right', 'grille', 'plate_front', 'plate_rear',
-              'wheel_front_left', 'wheel_front_right', 'wheel_rear_left', 'wheel_rear_right',
-              'windscreen_sticker', 'rear_sticker', 'roof_item', 'side_decal_left', 'side_decal_right', 'rear_decal', 'hood_decal')
+# %% ../nbs/04_synthetic.ipynb #89bfe242
+VIEWS = ('front', 'front-left', 'left', 'rear-left', 'rear', 'rear-right', 'right',
+         'front-right')  # azimuth 0, 45, ... 315 deg
+PART_NAMES = (
+    'windscreen',
+    'rear_window',
+    'side_window_left',
+    'side_window_right',
+    'roof',
+    'headlight_left',
+    'headlight_right',
+    'taillight_left',
+    'taillight_right',
+    'grille',
+    'plate_front',
+    'plate_rear',
+    'wheel_front_left',
+    'wheel_front_right',
+    'wheel_rear_left',
+    'wheel_rear_right',
+    'windscreen_sticker',
+    'rear_sticker',
+    'roof_item',
+    'side_decal_left',
+    'side_decal_right',
+    'rear_decal',
+    'hood_decal',
+)
 MARK_PARTS = PART_NAMES[16:]       # the parts that tell near-duplicates apart (with plates and rims)
-MARK_KINDS = ('windscreen_sticker', 'rear_sticker', 'roof_item', 'side_decal', 'rear_decal', 'hood_decal', 'rims')
-PART_PARENT = {'windscreen_sticker': 'windscreen', 'rear_sticker': 'rear_window'}  # a child's pixels count for its parent's box
-_BODY, _OCCLUDER = 1, 255          # id-buffer values: 0 background, 1 plain body surface, 2.. parts, 255 occluder
+MARK_KINDS = ('windscreen_sticker', 'rear_sticker', 'roof_item', 'side_decal', 'rear_decal', 'hood_decal',
+              'rims')
+PART_PARENT = {'windscreen_sticker': 'windscreen',
+               'rear_sticker': 'rear_window'}  # a child's pixels count for its parent's box
+# id-buffer values: 0 background, 1 plain body surface, 2.. parts, 255 occluder
+_BODY, _OCCLUDER = 1, 255
 _PART_ID = {n: i + 2 for i, n in enumerate(PART_NAMES)}
 
-# %% ../nbs/04_synthetic.ipynb #34d00a4d
+# %% ../nbs/04_synthetic.ipynb #ba80d69f
 @dataclass(frozen=True)
 class BodyType:
-    "A vehicle body as convex extruded pieces, with where its glass, lights and marks go (metres, x forward, z up)."
+    """A vehicle body as convex extruded pieces, with where its glass, lights and marks go (metres, x forward,
+    z up)."""
     name: str
     weight: float            # relative frequency among identities
     half_width: float        # lower body half width
-    lower: tuple             # ((x, z, tag), ...) counter-clockwise; tag names the face from this vertex to the next
-    uppers: tuple            # ((profile, half_width, role), ...); role 'cabin' carries windows and roof, 'cargo' nothing
+    lower: tuple  # ((x, z, tag), ...) counter-clockwise; tag names the face from this vertex to the next
+    uppers: (
+        tuple  # ((profile, half_width, role), ...); role 'cabin' carries windows and roof, 'cargo' nothing
+    )
     wheel_radius: float
     axles: tuple             # x of the front and the rear axle
-    side_windows: tuple      # (x0, x1, z0, z1): the cabin's side-window band (clip box of its inset side profile)
+    side_windows: tuple  # (x0, x1, z0, z1): the cabin's side-window band (clip box of its inset side profile)
     pillars: tuple = ()      # x of the pillars that split the side windows
-    glass: tuple = ()        # (tag, u, t0, t1) overrides of the default glass extent on windscreen/rear_window faces
+    glass: tuple = ()  # (tag, u, t0, t1): glass extent on windscreen/rear_window faces
     grille: tuple = (0, 'front', 0.42, 0.45, 0.85)  # (piece, tag, u, t0, t1) or () for none
     decal: tuple = ()        # (piece, x0, x1, z0, z1): side region carrying side decals
     rear_decal: tuple = ()   # (piece, tag, u0, u1, t0, t1): rear region carrying rear decals
-    plate: str = 'blue'      # plate colour (VeRi776 is Chinese traffic: blue for cars, yellow for large vehicles)
+    plate: str = 'blue'  # plate colour (VeRi776 is Chinese traffic: blue for cars, yellow for large vehicles)
     marks: tuple = MARK_KINDS  # the mark kinds this body can carry
 
-# %% ../nbs/04_synthetic.ipynb #5c36d251
+# %% ../nbs/04_synthetic.ipynb #2eef9833
 def _profile(*pts): return tuple((float(x), float(z), tag) for x, z, tag in pts)
 
-BODY_TYPES = {b.name: b for b in [
-    BodyType('sedan', 0.32, 0.90,
-             _profile((-2.3, .30, 'bottom'), (2.3, .30, 'front'), (2.3, .72, 'chamfer'), (2.05, .90, 'top'), (-2.15, .90, 'chamfer'), (-2.3, .78, 'rear')),
-             ((_profile((-1.55, .90, 'base'), (1.05, .90, 'windscreen'), (.20, 1.43, 'roof'), (-.95, 1.43, 'rear_window')), .80, 'cabin'),),
-             .32, (1.40, -1.40), (-9, 9, .97, 9), pillars=(-.30,), decal=(0, -1.95, 1.95, .50, .82), rear_decal=(0, 'rear', -.48, .48, .50, .95)),
-    BodyType('hatchback', 0.14, 0.87,
-             _profile((-2.05, .30, 'bottom'), (2.05, .30, 'front'), (2.05, .70, 'chamfer'), (1.80, .88, 'top'), (-1.98, .88, 'chamfer'), (-2.05, .80, 'rear')),
-             ((_profile((-1.98, .88, 'base'), (.85, .88, 'windscreen'), (0., 1.42, 'roof'), (-1.75, 1.42, 'rear_window')), .78, 'cabin'),),
-             .31, (1.25, -1.30), (-9, 9, .95, 9), pillars=(-.55,), decal=(0, -1.70, 1.75, .48, .80), rear_decal=(0, 'rear', -.48, .48, .50, .95)),
-    BodyType('suv', 0.22, 0.95,
-             _profile((-2.35, .42, 'bottom'), (2.35, .42, 'front'), (2.35, .92, 'chamfer'), (2.10, 1.05, 'top'), (-2.30, 1.05, 'chamfer'), (-2.35, .98, 'rear')),
-             ((_profile((-2.30, 1.05, 'base'), (1.15, 1.05, 'windscreen'), (.35, 1.78, 'roof'), (-2.20, 1.78, 'rear_window')), .86, 'cabin'),),
-             .38, (1.45, -1.40), (-9, 9, 1.13, 9), pillars=(-.45, -1.50), decal=(0, -2.00, 2.00, .62, .98), rear_decal=(0, 'rear', -.48, .48, .45, .95)),
-    BodyType('van', 0.12, 1.00,
-             _profile((-2.5, .33, 'bottom'), (2.5, .33, 'front'), (2.5, .85, 'chamfer'), (2.30, 1.00, 'top'), (-2.5, 1.00, 'rear')),
-             ((_profile((-2.5, 1.00, 'base'), (1.75, 1.00, 'windscreen'), (.95, 2.15, 'roof'), (-2.5, 2.15, 'rear_window')), .95, 'cabin'),),
-             .34, (1.65, -1.65), (.15, 9, 1.30, 9), glass=(('rear_window', .80, .45, .92),), decal=(1, -2.30, -.05, 1.20, 2.00),
-             rear_decal=(1, 'rear_window', -.60, .60, .08, .38)),
-    BodyType('truck', 0.10, 1.15,
-             _profile((-3.4, .50, 'bottom'), (3.4, .50, 'front'), (3.4, 1.15, 'top'), (-3.4, 1.15, 'rear')),
-             ((_profile((1.55, 1.15, 'base'), (3.4, 1.15, 'front'), (3.4, 1.95, 'windscreen'), (3.15, 2.75, 'roof'), (1.55, 2.75, 'rear')), 1.10, 'cabin'),
-              (_profile((-3.4, 1.15, 'base'), (1.40, 1.15, 'front'), (1.40, 3.20, 'top'), (-3.4, 3.20, 'rear')), 1.15, 'cargo')),
-             .50, (2.50, -2.10), (2.0, 9, 1.95, 9), grille=(1, 'front', .60, .15, .85), decal=(2, -3.20, 1.20, 1.35, 3.00),
-             rear_decal=(2, 'rear', -.60, .60, .30, .80), plate='yellow', marks=('windscreen_sticker', 'roof_item', 'side_decal', 'rear_decal', 'rims')),
-    BodyType('bus', 0.10, 1.25,
-             _profile((-5.0, .35, 'bottom'), (5.0, .35, 'front'), (5.0, 1.20, 'top'), (-5.0, 1.20, 'rear')),
-             ((_profile((-5.0, 1.20, 'base'), (5.0, 1.20, 'windscreen'), (5.0, 2.85, 'chamfer'), (4.80, 3.05, 'roof'), (-4.85, 3.05, 'chamfer'), (-5.0, 2.90, 'rear_window')), 1.25, 'cabin'),),
-             .50, (3.20, -2.90), (-4.7, 4.4, 1.75, 9), pillars=(-3.5, -2.3, -1.1, .1, 1.3, 2.5, 3.5),
-             glass=(('windscreen', .90, .25, .95), ('rear_window', .85, .55, .92)), grille=(), decal=(1, -4.70, 4.70, 1.30, 1.68),
-             rear_decal=(1, 'rear_window', -.60, .60, .10, .45), plate='yellow', marks=('windscreen_sticker', 'rear_sticker', 'roof_item', 'side_decal', 'rear_decal', 'rims')),
-]}
+BODY_TYPES = {
+    b.name: b
+    for b in [
+        BodyType(
+            'sedan',
+            0.32,
+            0.90,
+            _profile(
+                (-2.3, 0.30, 'bottom'),
+                (2.3, 0.30, 'front'),
+                (2.3, 0.72, 'chamfer'),
+                (2.05, 0.90, 'top'),
+                (-2.15, 0.90, 'chamfer'),
+                (-2.3, 0.78, 'rear'),
+            ),
+            (
+                (
+                    _profile(
+                        (-1.55, 0.90, 'base'),
+                        (1.05, 0.90, 'windscreen'),
+                        (0.20, 1.43, 'roof'),
+                        (-0.95, 1.43, 'rear_window'),
+                    ),
+                    0.80,
+                    'cabin',
+                ),
+            ),
+            0.32,
+            (1.40, -1.40),
+            (-9, 9, 0.97, 9),
+            pillars=(-0.30,),
+            decal=(0, -1.95, 1.95, 0.50, 0.82),
+            rear_decal=(0, 'rear', -0.48, 0.48, 0.50, 0.95),
+        ),
+        BodyType(
+            'hatchback',
+            0.14,
+            0.87,
+            _profile(
+                (-2.05, 0.30, 'bottom'),
+                (2.05, 0.30, 'front'),
+                (2.05, 0.70, 'chamfer'),
+                (1.80, 0.88, 'top'),
+                (-1.98, 0.88, 'chamfer'),
+                (-2.05, 0.80, 'rear'),
+            ),
+            (
+                (
+                    _profile(
+                        (-1.98, 0.88, 'base'),
+                        (0.85, 0.88, 'windscreen'),
+                        (0.0, 1.42, 'roof'),
+                        (-1.75, 1.42, 'rear_window'),
+                    ),
+                    0.78,
+                    'cabin',
+                ),
+            ),
+            0.31,
+            (1.25, -1.30),
+            (-9, 9, 0.95, 9),
+            pillars=(-0.55,),
+            decal=(0, -1.70, 1.75, 0.48, 0.80),
+            rear_decal=(0, 'rear', -0.48, 0.48, 0.50, 0.95),
+        ),
+        BodyType(
+            'suv',
+            0.22,
+            0.95,
+            _profile(
+                (-2.35, 0.42, 'bottom'),
+                (2.35, 0.42, 'front'),
+                (2.35, 0.92, 'chamfer'),
+                (2.10, 1.05, 'top'),
+                (-2.30, 1.05, 'chamfer'),
+                (-2.35, 0.98, 'rear'),
+            ),
+            (
+                (
+                    _profile(
+                        (-2.30, 1.05, 'base'),
+                        (1.15, 1.05, 'windscreen'),
+                        (0.35, 1.78, 'roof'),
+                        (-2.20, 1.78, 'rear_window'),
+                    ),
+                    0.86,
+                    'cabin',
+                ),
+            ),
+            0.38,
+            (1.45, -1.40),
+            (-9, 9, 1.13, 9),
+            pillars=(-0.45, -1.50),
+            decal=(0, -2.00, 2.00, 0.62, 0.98),
+            rear_decal=(0, 'rear', -0.48, 0.48, 0.45, 0.95),
+        ),
+        BodyType(
+            'van',
+            0.12,
+            1.00,
+            _profile(
+                (-2.5, 0.33, 'bottom'),
+                (2.5, 0.33, 'front'),
+                (2.5, 0.85, 'chamfer'),
+                (2.30, 1.00, 'top'),
+                (-2.5, 1.00, 'rear'),
+            ),
+            (
+                (
+                    _profile(
+                        (-2.5, 1.00, 'base'),
+                        (1.75, 1.00, 'windscreen'),
+                        (0.95, 2.15, 'roof'),
+                        (-2.5, 2.15, 'rear_window'),
+                    ),
+                    0.95,
+                    'cabin',
+                ),
+            ),
+            0.34,
+            (1.65, -1.65),
+            (0.15, 9, 1.30, 9),
+            glass=(('rear_window', 0.80, 0.45, 0.92),),
+            decal=(1, -2.30, -0.05, 1.20, 2.00),
+            rear_decal=(1, 'rear_window', -0.60, 0.60, 0.08, 0.38),
+        ),
+        BodyType(
+            'truck',
+            0.10,
+            1.15,
+            _profile((-3.4, 0.50, 'bottom'), (3.4, 0.50, 'front'), (3.4, 1.15, 'top'), (-3.4, 1.15, 'rear')),
+            (
+                (
+                    _profile(
+                        (1.55, 1.15, 'base'),
+                        (3.4, 1.15, 'front'),
+                        (3.4, 1.95, 'windscreen'),
+                        (3.15, 2.75, 'roof'),
+                        (1.55, 2.75, 'rear'),
+                    ),
+                    1.10,
+                    'cabin',
+                ),
+                (
+                    _profile(
+                        (-3.4, 1.15, 'base'), (1.40, 1.15, 'front'), (1.40, 3.20, 'top'), (-3.4, 3.20, 'rear')
+                    ),
+                    1.15,
+                    'cargo',
+                ),
+            ),
+            0.50,
+            (2.50, -2.10),
+            (2.0, 9, 1.95, 9),
+            grille=(1, 'front', 0.60, 0.15, 0.85),
+            decal=(2, -3.20, 1.20, 1.35, 3.00),
+            rear_decal=(2, 'rear', -0.60, 0.60, 0.30, 0.80),
+            plate='yellow',
+            marks=('windscreen_sticker', 'roof_item', 'side_decal', 'rear_decal', 'rims'),
+        ),
+        BodyType(
+            'bus',
+            0.10,
+            1.25,
+            _profile((-5.0, 0.35, 'bottom'), (5.0, 0.35, 'front'), (5.0, 1.20, 'top'), (-5.0, 1.20, 'rear')),
+            (
+                (
+                    _profile(
+                        (-5.0, 1.20, 'base'),
+                        (5.0, 1.20, 'windscreen'),
+                        (5.0, 2.85, 'chamfer'),
+                        (4.80, 3.05, 'roof'),
+                        (-4.85, 3.05, 'chamfer'),
+                        (-5.0, 2.90, 'rear_window'),
+                    ),
+                    1.25,
+                    'cabin',
+                ),
+            ),
+            0.50,
+            (3.20, -2.90),
+            (-4.7, 4.4, 1.75, 9),
+            pillars=(-3.5, -2.3, -1.1, 0.1, 1.3, 2.5, 3.5),
+            glass=(('windscreen', 0.90, 0.25, 0.95), ('rear_window', 0.85, 0.55, 0.92)),
+            grille=(),
+            decal=(1, -4.70, 4.70, 1.30, 1.68),
+            rear_decal=(1, 'rear_window', -0.60, 0.60, 0.10, 0.45),
+            plate='yellow',
+            marks=('windscreen_sticker', 'rear_sticker', 'roof_item', 'side_decal', 'rear_decal', 'rims'),
+        ),
+    ]
+}
 
-# %% ../nbs/04_synthetic.ipynb #0a163618
-COLOURS = {'white': ((.92, .92, .90), .22), 'black': ((.07, .07, .08), .16), 'silver': ((.70, .72, .74), .15),
-           'grey': ((.42, .43, .45), .11), 'red': ((.70, .08, .07), .08), 'blue': ((.10, .24, .62), .08),
-           'dark blue': ((.06, .10, .30), .05), 'green': ((.12, .40, .20), .04), 'yellow': ((.92, .76, .10), .04),
-           'brown': ((.40, .25, .15), .03), 'orange': ((.90, .45, .10), .02), 'champagne': ((.80, .72, .55), .02)}  # name: (rgb, frequency)
-_MARK_COLOURS = ((.95, .95, .95), (.10, .10, .10), (.85, .10, .10), (.15, .35, .85), (.20, .65, .30), (.95, .80, .15), (.95, .50, .10), (.60, .20, .70))
+# %% ../nbs/04_synthetic.ipynb #f3aaf649
+COLOURS = {  # name: (rgb, frequency)
+    'white': ((.92, .92, .90), .22), 'black': ((.07, .07, .08), .16), 'silver': ((.70, .72, .74), .15),
+    'grey': ((.42, .43, .45), .11), 'red': ((.70, .08, .07), .08), 'blue': ((.10, .24, .62), .08),
+    'dark blue': ((.06, .10, .30), .05), 'green': ((.12, .40, .20), .04), 'yellow': ((.92, .76, .10), .04),
+    'brown': ((.40, .25, .15), .03), 'orange': ((.90, .45, .10), .02), 'champagne': ((.80, .72, .55), .02)}
+_MARK_COLOURS = ((.95, .95, .95), (.10, .10, .10), (.85, .10, .10), (.15, .35, .85), (.20, .65, .30),
+                 (.95, .80, .15), (.95, .50, .10), (.60, .20, .70))
 _RIM_COLOURS = ((.78, .78, .80), (.30, .30, .32), (.08, .08, .08), (.80, .65, .30), (.95, .95, .95))
 
 @dataclass(frozen=True)
@@ -147,7 +356,8 @@ class Mark:
 
 @dataclass(frozen=True)
 class Identity:
-    "One synthetic vehicle: body, size, colour, rims, plate and the marks that tell it from its near-duplicates."
+    """One synthetic vehicle: body, size, colour, rims, plate and the marks that tell it from its
+    near-duplicates."""
     pid: int
     split: str         # 'train' or 'test'
     group: int         # near-duplicate group: members share body, stretch and colour
@@ -159,48 +369,74 @@ class Identity:
     plate: tuple       # six plate characters, 0..15
     marks: tuple       # Mark, ...
 
-# %% ../nbs/04_synthetic.ipynb #ce70e550
+# %% ../nbs/04_synthetic.ipynb #8b315097
 def _far_colour(rng, rgb):
     "A mark colour that stands out from the body colour `rgb`."
     far = [c for c in _MARK_COLOURS if np.abs(np.subtract(c, rgb)).sum() > 0.6]
     return far[rng.integers(len(far))]
 
 def _sample_mark(kind:str, rng:np.random.Generator, body_rgb:tuple, rims:tuple) -> Mark:
-    "Draw one mark of `kind` (its shape, colour and place) for a vehicle of colour `body_rgb` whose group rims are `rims`."
+    """Draw one mark of `kind` (its shape, colour and place) for a vehicle of colour `body_rgb` whose group
+    rims are `rims`."""
     u = lambda a, b: float(rng.uniform(a, b))
-    if kind in ('windscreen_sticker', 'rear_sticker'):      # inspection labels sit in a corner or behind the mirror
+    if kind in ('windscreen_sticker',
+                'rear_sticker'):      # inspection labels sit in a corner or behind the mirror
         w, h = u(.12, .22), u(.16, .30)
         s0 = [.04, .96 - w, .5 - w / 2][rng.integers(3)]
         t0 = .95 - h if rng.random() < .7 else .05
-        col = [(.25, .65, .35), (.20, .40, .85), (.97, .97, .97), (.95, .85, .20), (.90, .35, .25)][rng.integers(5)]
+        col = [
+            (0.25, 0.65, 0.35),
+            (0.20, 0.40, 0.85),
+            (0.97, 0.97, 0.97),
+            (0.95, 0.85, 0.20),
+            (0.90, 0.35, 0.25),
+        ][rng.integers(5)]
         return Mark(kind, 'label', col, (s0, t0, s0 + w, t0 + h))
     if kind == 'roof_item':
         shape = ['box', 'rack', 'sign', 'beacon'][rng.integers(4)]
-        s0, s1, h = {'box': (u(.1, .25), u(.7, .9), u(.14, .25)), 'rack': (.2, .8, .07),
-                     'sign': (u(.35, .45), u(.55, .65), u(.15, .22)), 'beacon': (u(.4, .5), u(.55, .6), u(.08, .12))}[shape]
-        col = {'box': [(.1, .1, .1), (.85, .85, .85), (.55, .55, .58)], 'rack': [(.12, .12, .12), (.6, .6, .62)],
-               'sign': [(.95, .8, .1), (.97, .97, .97), (.85, .1, .1)], 'beacon': [(.95, .5, .05), (.1, .3, .95)]}[shape]
+        s0, s1, h = {
+            'box': (u(0.1, 0.25), u(0.7, 0.9), u(0.14, 0.25)),
+            'rack': (0.2, 0.8, 0.07),
+            'sign': (u(0.35, 0.45), u(0.55, 0.65), u(0.15, 0.22)),
+            'beacon': (u(0.4, 0.5), u(0.55, 0.6), u(0.08, 0.12)),
+        }[shape]
+        col = {
+            'box': [(0.1, 0.1, 0.1), (0.85, 0.85, 0.85), (0.55, 0.55, 0.58)],
+            'rack': [(0.12, 0.12, 0.12), (0.6, 0.6, 0.62)],
+            'sign': [(0.95, 0.8, 0.1), (0.97, 0.97, 0.97), (0.85, 0.1, 0.1)],
+            'beacon': [(0.95, 0.5, 0.05), (0.1, 0.3, 0.95)],
+        }[shape]
         return Mark(kind, shape, col[rng.integers(len(col))], (s0, 0., s1, 1.), h)
     if kind == 'rims':                                      # rims different from the group's
         holes = [h for h in (0, 4, 5, 6, 8) if h != rims[0]][rng.integers(4)]
         return Mark(kind, f'{holes}-hole', _RIM_COLOURS[rng.integers(len(_RIM_COLOURS))])
     shape = ['stripe', 'block', 'disc'][rng.integers(3)]                    # side, rear and hood decals
-    if shape == 'stripe': t0 = u(.1, .6); box = (0., t0, 1., t0 + u(.15, .35))
-    else:                                  # side regions are long and low: a side block or disc takes most of the height
-        w, h = (u(.08, .3), u(.55, .95)) if kind == 'side_decal' else (u(.25, .5), u(.25, .5))
-        s0, t0 = u(0, 1 - w), u(0, 1 - h); box = (s0, t0, s0 + w, t0 + h)
-    if kind == 'hood_decal' and shape == 'stripe': box = (.4, .05, .6, .95)   # a bonnet stripe runs along the car
+    if shape == 'stripe':
+        t0 = u(0.1, 0.6)
+        box = (0.0, t0, 1.0, t0 + u(0.15, 0.35))
+    else:  # side regions are long and low: a side block or disc takes most of the height
+        w, h = (u(0.08, 0.3), u(0.55, 0.95)) if kind == 'side_decal' else (u(0.25, 0.5), u(0.25, 0.5))
+        s0, t0 = u(0, 1 - w), u(0, 1 - h)
+        box = (s0, t0, s0 + w, t0 + h)
+    if kind == 'hood_decal' and shape == 'stripe': box = (.4, .05, .6,
+                                                          .95)   # a bonnet stripe runs along the car
     return Mark(kind, shape, _far_colour(rng, body_rgb), tuple(float(v) for v in box))
 
-# %% ../nbs/04_synthetic.ipynb #fc5dc4fb
+# %% ../nbs/04_synthetic.ipynb #3abdc7d0
 def make_identities(config:SyntheticConfig) -> tuple:
-    "The train then test identities (pids 1..N, VeRi776-style), drawn in near-duplicate groups of `config.group_size`."
+    """The train then test identities (pids 1..N, VeRi776-style), drawn in near-duplicate groups of
+    `config.group_size`."""
     names = list(BODY_TYPES); bw = np.array([BODY_TYPES[n].weight for n in names]); bw /= bw.sum()
     cnames = list(COLOURS); cw = np.array([COLOURS[n][1] for n in cnames]); cw /= cw.sum()
     out, pid, group = [], 1, 0
     for split, n in (('train', config.train_ids), ('test', config.test_ids)):
-        brng, groups = np.random.default_rng([config.seed, 0, int(split == 'test')]), -(-n // config.group_size)
-        order = np.concatenate([brng.permutation(len(names)), brng.choice(len(names), max(0, groups - len(names)), p=bw)])  # every body, then by frequency
+        brng, groups = (
+            np.random.default_rng([config.seed, 0, int(split == 'test')]),
+            -(-n // config.group_size),
+        )
+        order = np.concatenate([brng.permutation(len(names)),
+                                brng.choice(len(names), max(0, groups - len(names)),
+                                            p=bw)])  # every body, then by frequency
         for start in range(0, n, config.group_size):
             size = min(config.group_size, n - start)
             rng = np.random.default_rng([config.seed, 1, group])
@@ -220,7 +456,7 @@ def make_identities(config:SyntheticConfig) -> tuple:
             group += 1
     return tuple(out)
 
-# %% ../nbs/04_synthetic.ipynb #826a393f
+# %% ../nbs/04_synthetic.ipynb #2aff2b85
 @dataclass
 class VehicleModel:
     "A vehicle as 3-D polygons grouped into faces (culled together) and convex pieces (drawn in order)."
@@ -234,16 +470,28 @@ class VehicleModel:
     points: np.ndarray       # (F, 3) per face: a point on it
     face_polys: list         # per face: its polygons in drawing order, the face itself first
     pieces: list             # per convex piece: (layer, centre (3,), [face index, ...])
-    envelope: np.ndarray     # (M, 3) points bounding the vehicle and any roof item: framing uses them, so marks never move it
+    envelope: (
+        np.ndarray
+    )  # (M, 3) points bounding the vehicle and any roof item: framing uses them, so marks never move it
     footprint: np.ndarray    # (4, 3) ground rectangle under the body (its shadow)
 
 class _Builder:
     "Accumulates the polygons, faces and pieces of a `VehicleModel`."
-    def __init__(self, stretch): self.s, self.pts, self.polys, self.faces, self.pieces, self.n = np.asarray(stretch, float), [], [], [], [], 0
+    def __init__(self, stretch):
+        self.s, self.pts, self.polys, self.faces, self.pieces, self.n = (
+            np.asarray(stretch, float),
+            [],
+            [],
+            [],
+            [],
+            0,
+        )
     def poly(self, face:int, pts, rgb, part:int, emissive:bool=False):
         "Add polygon `pts` (template metres) drawn on `face`."
         pts = np.asarray(pts, float) * self.s
-        self.pts.append(pts); self.polys.append((self.n, self.n + len(pts), rgb, part, emissive, face)); self.n += len(pts)
+        self.pts.append(pts)
+        self.polys.append((self.n, self.n + len(pts), rgb, part, emissive, face))
+        self.n += len(pts)
         self.faces[face][2].append(len(self.polys) - 1)
     def face(self, normal, pts, rgb, part:int) -> int:
         "Start a face of the current piece with its own polygon; returns its index."
@@ -254,14 +502,28 @@ class _Builder:
         return len(self.faces) - 1
     def build(self, envelope, footprint) -> VehicleModel:
         verts, (a, b, rgb, part, emissive, face) = np.concatenate(self.pts), zip(*self.polys)
-        pieces = [(layer, np.concatenate([self.pts[self.faces[f][2][0]] for f in fs]).mean(0), fs) for layer, _, fs in self.pieces]
-        return VehicleModel(verts, list(zip(a, b)), np.array(rgb, float), np.array(part), np.array(emissive), np.array(face),
-                            np.array([f[0] for f in self.faces]), np.array([f[1] for f in self.faces]), [f[2] for f in self.faces],
-                            pieces, np.asarray(envelope, float), np.asarray(footprint, float) * self.s)
+        pieces = [(layer, np.concatenate([self.pts[self.faces[f][2][0]] for f in fs]).mean(0), fs) for layer,
+                  _, fs in self.pieces]
+        return VehicleModel(
+            verts,
+            list(zip(a, b)),
+            np.array(rgb, float),
+            np.array(part),
+            np.array(emissive),
+            np.array(face),
+            np.array([f[0] for f in self.faces]),
+            np.array([f[1] for f in self.faces]),
+            [f[2] for f in self.faces],
+            pieces,
+            np.asarray(envelope, float),
+            np.asarray(footprint, float) * self.s,
+        )
 
-# %% ../nbs/04_synthetic.ipynb #f08c0680
-def _prism(b:_Builder, profile:tuple, y0:float, y1:float, rgb, part:int, layer:int, tag_part:dict=None) -> dict:
-    "Add a convex piece: `profile` ((x, z, tag), ...) extruded over y in [y0, y1]; returns its faces by tag (+ 'left', 'right')."
+# %% ../nbs/04_synthetic.ipynb #1709cb47
+def _prism(b:_Builder, profile:tuple, y0:float, y1:float, rgb, part:int, layer:int,
+           tag_part:dict=None) -> dict:
+    """Add a convex piece: `profile` ((x, z, tag), ...) extruded over y in [y0, y1]; returns its faces by tag
+    (+ 'left', 'right')."""
     b.pieces.append([layer, None, []])
     xz = np.array([(x, z) for x, z, _ in profile]); ym, h = (y0 + y1) / 2, (y1 - y0) / 2
     out = {}
@@ -269,7 +531,12 @@ def _prism(b:_Builder, profile:tuple, y0:float, y1:float, rgb, part:int, layer:i
         a, c = xz[i], xz[(i + 1) % len(xz)]
         lo, hi = (a, c) if (a[1] < c[1] - 1e-9 or (abs(a[1] - c[1]) <= 1e-9 and a[0] > c[0])) else (c, a)
         fr = (lo, hi, ym, h)
-        f = b.face((c[1] - a[1], 0, a[0] - c[0]), [_fpt(fr, -1, 0), _fpt(fr, 1, 0), _fpt(fr, 1, 1), _fpt(fr, -1, 1)], rgb, (tag_part or {}).get(tag, part))
+        f = b.face(
+            (c[1] - a[1], 0, a[0] - c[0]),
+            [_fpt(fr, -1, 0), _fpt(fr, 1, 0), _fpt(fr, 1, 1), _fpt(fr, -1, 1)],
+            rgb,
+            (tag_part or {}).get(tag, part),
+        )
         out.setdefault(tag, []).append((f, fr))
     for side, y, ny in (('left', y1, 1), ('right', y0, -1)):
         out[side] = [(b.face((0, ny, 0), [(x, y, z) for x, z in xz], rgb, part), y)]
@@ -298,8 +565,14 @@ def _disc(reg, s0, t0, s1, t1, n:int=14):
     a = np.linspace(0, 2 * np.pi, n, endpoint=False)[:, None]
     return c + rad * (np.cos(a) * S / ls + np.sin(a) * T / lt)
 
-# %% ../nbs/04_synthetic.ipynb #121d1369
-_TYRE, _GLASS, _DARK, _HEADLIGHT, _TAILLIGHT = (.06, .06, .07), (.10, .13, .18), (.14, .14, .15), (.96, .95, .86), (.82, .07, .05)
+# %% ../nbs/04_synthetic.ipynb #bb9ada2a
+_TYRE, _GLASS, _DARK, _HEADLIGHT, _TAILLIGHT = (
+    (0.06, 0.06, 0.07),
+    (0.10, 0.13, 0.18),
+    (0.14, 0.14, 0.15),
+    (0.96, 0.95, 0.86),
+    (0.82, 0.07, 0.05),
+)
 _PLATES = {'blue': ((.10, .25, .75), (.95, .95, .95)), 'yellow': ((.95, .80, .10), (.05, .05, .05))}
 _ROOF_ITEM_MAX = .3   # metres: the framing envelope leaves this much room above the roof
 
@@ -322,13 +595,18 @@ def _add_plate(b:_Builder, f:int, fr, colour:str, chars:tuple, part:int):
     reg = _face_region(fr, -u, u, t0, t0 + .14 / np.linalg.norm(fr[1] - fr[0]))
     b.poly(f, _rect(reg, 0, 0, 1, 1), bg, part)
     for i, c in enumerate(chars):           # a character code picks a vertical extent and a width
-        (ct0, ct1), w, s0 = ((.2, .8), (.2, .5), (.5, .8), (.35, .65))[c % 4], (.10, .06, .08, .04)[c // 4], .08 + .14 * i
+        (ct0, ct1), w, s0 = (
+            ((0.2, 0.8), (0.2, 0.5), (0.5, 0.8), (0.35, 0.65))[c % 4],
+            (0.10, 0.06, 0.08, 0.04)[c // 4],
+            0.08 + 0.14 * i,
+        )
         b.poly(f, _rect(reg, s0, ct0, s0 + w, ct1), ink, part)
 
-# %% ../nbs/04_synthetic.ipynb #83bcc379
+# %% ../nbs/04_synthetic.ipynb #4fe27269
 def _add_ends(b:_Builder, bt:BodyType, ident:Identity, faces:dict):
     "Bumpers, head and tail lights and number plates on the lower body's front and rear faces."
-    for end, light, rgb, us, ts in (('front', 'headlight', _HEADLIGHT, (.60, .93), (.55, .88)), ('rear', 'taillight', _TAILLIGHT, (.62, .94), (.55, .90))):
+    for end, light, rgb, us, ts in (('front', 'headlight', _HEADLIGHT, (.60, .93), (.55, .88)),
+                                    ('rear', 'taillight', _TAILLIGHT, (.62, .94), (.55, .90))):
         (f, fr), = faces[end][:1]
         b.poly(f, _rect(_face_region(fr, -1, 1, 0, .18), 0, 0, 1, 1), _DARK, _BODY)
         for side, u in (('left', us), ('right', (-us[1], -us[0]))):
@@ -340,7 +618,8 @@ def _add_marks(b:_Builder, ident:Identity, kind:str, f:int, reg, part:str):
     for m in ident.marks:
         if m.kind != kind: continue
         s0, t0, s1, t1 = m.box
-        b.poly(f, _disc(reg, s0, t0, s1, t1) if m.shape == 'disc' else _rect(reg, s0, t0, s1, t1), m.rgb, _PART_ID[part])
+        b.poly(f, _disc(reg, s0, t0, s1, t1) if m.shape == 'disc' else _rect(reg, s0, t0, s1, t1), m.rgb,
+               _PART_ID[part])
 
 def _add_roof_items(b:_Builder, ident:Identity, fr):
     "Roof items (layer 3) as small boxes on the roof face with frame `fr`."
@@ -349,11 +628,28 @@ def _add_roof_items(b:_Builder, ident:Identity, fr):
         if m.kind != 'roof_item': continue
         x0, x1 = xf - m.box[2] * (xf - xr), xf - m.box[0] * (xf - xr)
         w = {'box': .55, 'rack': .92, 'sign': .40, 'beacon': .25}[m.shape] * h
-        bars = [(x1 - .08 - .06 * (x1 - x0), x1 - .06 * (x1 - x0)), (x0 + .06 * (x1 - x0), x0 + .08 + .06 * (x1 - x0))] if m.shape == 'rack' else [(x0, x1)]
+        bars = (
+            [
+                (x1 - 0.08 - 0.06 * (x1 - x0), x1 - 0.06 * (x1 - x0)),
+                (x0 + 0.06 * (x1 - x0), x0 + 0.08 + 0.06 * (x1 - x0)),
+            ]
+            if m.shape == 'rack'
+            else [(x0, x1)]
+        )
         for a, c in bars:
-            _prism(b, _profile((a, z, 'item'), (c, z, 'item'), (c, z + m.height, 'item'), (a, z + m.height, 'item')), -w, w, m.rgb, _PART_ID['roof_item'], 3)
+            _prism(
+                b,
+                _profile(
+                    (a, z, 'item'), (c, z, 'item'), (c, z + m.height, 'item'), (a, z + m.height, 'item')
+                ),
+                -w,
+                w,
+                m.rgb,
+                _PART_ID['roof_item'],
+                3,
+            )
 
-# %% ../nbs/04_synthetic.ipynb #a3bee880
+# %% ../nbs/04_synthetic.ipynb #19dbf6e8
 def _add_cabin(b:_Builder, bt:BodyType, ident:Identity, faces:dict, prof:tuple, uhw:float):
     "Windscreen and rear window (with stickers), side windows and pillars of a cabin piece."
     glass = {'windscreen': (.88, .07, .93), 'rear_window': (.86, .10, .90)} | {g[0]: g[1:] for g in bt.glass}
@@ -377,30 +673,45 @@ def _add_cabin(b:_Builder, bt:BodyType, ident:Identity, faces:dict, prof:tuple, 
 def _inset(poly:np.ndarray, d:float) -> np.ndarray:
     "Convex counter-clockwise polygon (n, 2) with every edge moved inwards by `d`."
     e = np.roll(poly, -1, 0) - poly; e /= np.linalg.norm(e, axis=1, keepdims=True)
-    p = poly + d * np.stack([-e[:, 1], e[:, 0]], 1)                      # points on the shifted edges (inward = left)
+    p = poly + d * np.stack([-e[:, 1], e[:, 0]],
+                            1)                      # points on the shifted edges (inward = left)
     q, f = np.roll(p, 1, 0), np.roll(e, 1, 0)                              # the previous shifted edge
     cross = lambda a, c: a[:, 0] * c[:, 1] - a[:, 1] * c[:, 0]
-    s = cross(p - q, e) / cross(f, e)                                       # where the previous edge meets this one
+    # where the previous edge meets this one
+    s = cross(p - q, e) / cross(f, e)
     return (q + s[:, None] * f).astype(np.float32)
 
-# %% ../nbs/04_synthetic.ipynb #d1a41c69
+# %% ../nbs/04_synthetic.ipynb #3ee3afd5
 @functools.lru_cache(maxsize=512)
 def vehicle_model(ident:Identity) -> VehicleModel:
-    "The 3-D polygons of vehicle `ident`: tyres, lower body, cabin or cab + cargo box, roof items, with all parts and marks."
+    """The 3-D polygons of vehicle `ident`: tyres, lower body, cabin or cab + cargo box, roof items, with all
+    parts and marks."""
     bt, b, rgb = BODY_TYPES[ident.body], _Builder(ident.stretch), ident.rgb
     hw, r = bt.half_width, bt.wheel_radius
     for ax, end in zip(bt.axles, ('front', 'rear')):                       # layer 0: tyres under the arches
-        ring = [(ax + r * np.cos(a), r + r * np.sin(a), 'tyre') for a in np.linspace(0, 2 * np.pi, 16, endpoint=False)]
-        for side, ys in (('left', (hw - .26, hw)), ('right', (-hw, .26 - hw))):       # the outer cap is the wheel disc's outline
+        ring = [(ax + r * np.cos(a), r + r * np.sin(a), 'tyre') for a in np.linspace(0, 2 * np.pi, 16,
+                                                                                     endpoint=False)]
+        for side, ys in (('left', (hw - .26, hw)),
+                         ('right', (-hw, .26 - hw))):       # the outer cap is the wheel disc's outline
             _prism(b, tuple(ring), *ys, _TYRE, _PART_ID[f'wheel_{end}_{side}'], 0)
     pieces = [_prism(b, bt.lower, -hw, hw, rgb, _BODY, 1)]                 # layer 1: lower body
     _add_ends(b, bt, ident, pieces[0])
     cab = next((p for p, _, role in bt.uppers if role == 'cabin'), None)
-    if 'hood_decal' in bt.marks and cab:                                     # the hood: lower top face in front of the cabin
+    # the hood: lower top face in front of the cabin
+    if 'hood_decal' in bt.marks and cab:
         (f, fr), = pieces[0]['top'][:1]
-        _add_marks(b, ident, 'hood_decal', f, _face_region(fr, -.8, .8, .05, (fr[0][0] - cab[1][0]) / (fr[0][0] - fr[1][0]) - .05), 'hood_decal')
-    for prof, uhw, role in bt.uppers:                                        # layer 2: cabin, or cab and cargo box
-        pieces.append(_prism(b, prof, -uhw, uhw, rgb, _BODY, 2, {'roof': _PART_ID['roof']} if role == 'cabin' else None))
+        _add_marks(
+            b,
+            ident,
+            'hood_decal',
+            f,
+            _face_region(fr, -0.8, 0.8, 0.05, (fr[0][0] - cab[1][0]) / (fr[0][0] - fr[1][0]) - 0.05),
+            'hood_decal',
+        )
+    # layer 2: cabin, or cab and cargo box
+    for prof, uhw, role in bt.uppers:
+        pieces.append(_prism(b, prof, -uhw, uhw, rgb, _BODY, 2,
+                             {'roof': _PART_ID['roof']} if role == 'cabin' else None))
         if role == 'cabin': _add_cabin(b, bt, ident, pieces[-1], prof, uhw)
     if bt.grille:
         p, tag, u, t0, t1 = bt.grille; (f, fr), = pieces[p][tag][:1]
@@ -415,12 +726,19 @@ def vehicle_model(ident:Identity) -> VehicleModel:
     _add_wheels(b, bt, pieces[0], ident)
     body = np.concatenate([b.pts[b.faces[f][2][0]] for _, _, fs in b.pieces for f in fs])
     roof = [fr for p in pieces[1:] for _, fr in p.get('roof', [])]
-    raised = np.array([np.multiply(_fpt(fr, u, t), b.s) + (0, 0, _ROOF_ITEM_MAX) for fr in roof for u in (-1, 1) for t in (0, 1)]).reshape(-1, 3)
+    raised = np.array(
+        [
+            np.multiply(_fpt(fr, u, t), b.s) + (0, 0, _ROOF_ITEM_MAX)
+            for fr in roof
+            for u in (-1, 1)
+            for t in (0, 1)
+        ]
+    ).reshape(-1, 3)
     for fr in roof: _add_roof_items(b, ident, fr)                            # layer 3: roof items
     L = max(abs(x) for x, _, _ in bt.lower)
     return b.build(np.concatenate([body, raised]), [(-L, -hw, 0), (L, -hw, 0), (L, hw, 0), (-L, hw, 0)])
 
-# %% ../nbs/04_synthetic.ipynb #a6efda3c
+# %% ../nbs/04_synthetic.ipynb #fd4bd30a
 @dataclass(frozen=True)
 class CameraSpec:
     "One camera: the views it sees, how it frames, lights and degrades its images, and its scene."
@@ -449,48 +767,85 @@ def make_cameras(config:SyntheticConfig) -> tuple:
         p, main = np.zeros(8), int(rng.integers(8))
         for d, w in ((0, .55), (1, .15), (-1, .15), (4, .10), (3, .025), (5, .025)): p[(main + d) % 8] += w
         lo = float(rng.uniform(.55, .80))
-        out.append(CameraSpec(c, tuple(float(v) for v in p), float(rng.uniform(6, 30)),
-                              (float(rng.uniform(-120, 120)), float(rng.uniform(30, 70))), float(rng.uniform(.4, .6)),
-                              tuple(float(v) for v in np.clip(1 + rng.normal(0, .05, 3), .85, 1.15)), float(rng.uniform(.8, 1.15)),
-                              float([1, 1, 1, 1.5, 2][rng.integers(5)]), float([0, .4, .7, 1, 1.4][rng.integers(5)]), float(rng.uniform(1, 8)),
-                              (lo, min(.97, lo + .2)), float(rng.uniform(0, 2 * config.truncation)), float(rng.uniform(0, 2 * config.occlusion)),
-                              ('pole', 'foliage')[rng.integers(2)], float(rng.uniform(.2, 1)), int(rng.integers(2**31))))
+        out.append(
+            CameraSpec(
+                c,
+                tuple(float(v) for v in p),
+                float(rng.uniform(6, 30)),
+                (float(rng.uniform(-120, 120)), float(rng.uniform(30, 70))),
+                float(rng.uniform(0.4, 0.6)),
+                tuple(float(v) for v in np.clip(1 + rng.normal(0, 0.05, 3), 0.85, 1.15)),
+                float(rng.uniform(0.8, 1.15)),
+                float([1, 1, 1, 1.5, 2][rng.integers(5)]),
+                float([0, 0.4, 0.7, 1, 1.4][rng.integers(5)]),
+                float(rng.uniform(1, 8)),
+                (lo, min(0.97, lo + 0.2)),
+                float(rng.uniform(0, 2 * config.truncation)),
+                float(rng.uniform(0, 2 * config.occlusion)),
+                ('pole', 'foliage')[rng.integers(2)],
+                float(rng.uniform(0.2, 1)),
+                int(rng.integers(2**31)),
+            )
+        )
     return tuple(out)
 
-# %% ../nbs/04_synthetic.ipynb #26a48254
+# %% ../nbs/04_synthetic.ipynb #d9cb9bae
 @functools.lru_cache(maxsize=64)
 def camera_scene(cam:CameraSpec, height:int, width:int) -> np.ndarray:
-    "The background scene of camera `cam` (RGB uint8, twice the image size): road, markings, a wall band, clutter."
+    """The background scene of camera `cam` (RGB uint8, twice the image size): road, markings, a wall band,
+    clutter."""
     rng = np.random.default_rng(cam.scene_seed)
     H, W, u = 2 * height, 2 * width, height / 128
-    img = np.empty((H, W, 3), np.float32); img[:] = np.clip(rng.uniform(.25, .55) + rng.normal(0, .03, 3), 0, 1)
-    stains = rng.normal(0, .05, (6, 6, 1)) + rng.normal(0, .012, (6, 6, 3))   # mostly lightness, a little colour
+    img = np.empty((H, W, 3), np.float32)
+    img[:] = np.clip(rng.uniform(.25, .55) + rng.normal(0, .03, 3), 0, 1)
+    stains = rng.normal(0, .05, (6, 6, 1)) + rng.normal(0, .012,
+                                                        (6, 6, 3))   # mostly lightness, a little colour
     img += cv2.resize(stains.astype(np.float32), (W, H), interpolation=cv2.INTER_CUBIC)
     img += rng.normal(0, .025, (H, W, 1)).astype(np.float32)               # asphalt grain
     for _ in range(rng.integers(1, 4)):                                    # lane markings, solid or dashed
-        col, p0, a = ((.9, .9, .88), (.92, .75, .15))[int(rng.random() < .3)], rng.uniform(0, 1, 2) * (W, H), rng.uniform(0, np.pi)
+        col, p0, a = (
+            ((0.9, 0.9, 0.88), (0.92, 0.75, 0.15))[int(rng.random() < 0.3)],
+            rng.uniform(0, 1, 2) * (W, H),
+            rng.uniform(0, np.pi),
+        )
         d, dashed = np.array([np.cos(a), np.sin(a)]) * .12 * W, rng.random() < .5
         for k in range(-9, 9):
             if not (dashed and k % 2):
-                cv2.line(img, tuple(int(v) for v in p0 + k * d), tuple(int(v) for v in p0 + (k + 1) * d), col, max(1, round(3 * u)), cv2.LINE_AA)
-    if rng.random() < .6:                                                  # a wall, hedge or building band at the top
+                cv2.line(img, tuple(int(v) for v in p0 + k * d), tuple(int(v) for v in p0 + (k + 1) * d),
+                         col, max(1, round(3 * u)), cv2.LINE_AA)
+    # a wall, hedge or building band at the top
+    if rng.random() < .6:
         hb = int(rng.uniform(.15, .45) * H)
-        img[:hb] = [(.55, .52, .48), (.20, .35, .18), (.62, .60, .58), (.45, .30, .22)][rng.integers(4)] * rng.uniform(.7, 1.2, 3) + rng.normal(0, .03, (hb, 1, 3))
+        img[:hb] = [(0.55, 0.52, 0.48), (0.20, 0.35, 0.18), (0.62, 0.60, 0.58), (0.45, 0.30, 0.22)][
+            rng.integers(4)
+        ] * rng.uniform(0.7, 1.2, 3) + rng.normal(0, 0.03, (hb, 1, 3))
         for _ in range(int(cam.clutter * 10)):
             x, y = int(rng.uniform(0, W)), int(rng.uniform(0, hb))
-            cv2.rectangle(img, (x, y), (x + int(rng.uniform(.02, .1) * W), y + int(rng.uniform(.02, .1) * H)), tuple(rng.uniform(.05, .8, 3).tolist()), -1)
+            cv2.rectangle(
+                img,
+                (x, y),
+                (x + int(rng.uniform(0.02, 0.1) * W), y + int(rng.uniform(0.02, 0.1) * H)),
+                tuple(rng.uniform(0.05, 0.8, 3).tolist()),
+                -1,
+            )
     palette = [c for c, _ in COLOURS.values()]
-    for _ in range(int(cam.clutter * 14)):                                 # clutter, some of it in car colours
-        col = palette[rng.integers(len(palette))] if rng.random() < .4 else tuple((.5 * rng.uniform(0, 1, 3) + .5 * rng.uniform(.1, .7)).tolist())
+    # clutter, some of it in car colours
+    for _ in range(int(cam.clutter * 14)):
+        col = (
+            palette[rng.integers(len(palette))]
+            if rng.random() < 0.4
+            else tuple((0.5 * rng.uniform(0, 1, 3) + 0.5 * rng.uniform(0.1, 0.7)).tolist())
+        )
         c, r = (rng.uniform(0, 1, 2) * (W, H)).astype(int), (rng.uniform(.02, .12, 2) * W).astype(int) + 1
         if rng.random() < .5: cv2.rectangle(img, tuple(c - r), tuple(c + r), col, -1, cv2.LINE_AA)
         else: cv2.ellipse(img, tuple(c), tuple(r), float(rng.uniform(0, 180)), 0, 360, col, -1, cv2.LINE_AA)
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
-# %% ../nbs/04_synthetic.ipynb #f7c025d3
+# %% ../nbs/04_synthetic.ipynb #f3e11e5e
 @dataclass(frozen=True)
 class Shot:
-    "One image apart from the vehicle: camera, viewpoint, framing, occluder, background window, brightness, noise."
+    """One image apart from the vehicle: camera, viewpoint, framing, occluder, background window, brightness,
+    noise."""
     pid: int
     camid: int
     frame: int
@@ -512,55 +867,84 @@ class Shot:
     @property
     def view(self) -> str: return VIEWS[round(self.azimuth % 360 / 45) % 8]
 
-# %% ../nbs/04_synthetic.ipynb #0f36604f
+# %% ../nbs/04_synthetic.ipynb #01e89825
 def _view_camera(model:VehicleModel, azimuth:float, elevation:float):
-    "Eye position and rotation (rows: image x, image y, depth) of a camera at (azimuth, elevation) around `model`."
+    """Eye position and rotation (rows: image x, image y, depth) of a camera at (azimuth, elevation) around
+    `model`."""
     a, e = np.radians(azimuth), np.radians(elevation)
     target = np.array([0, 0, model.envelope[:, 2].max() / 2])
-    eye = target + (2.5 * np.ptp(model.footprint[:, 0]) + 5) * np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])
+    eye = target + (2.5 * np.ptp(model.footprint[:, 0]) + 5) * np.array([np.cos(e) * np.cos(a),
+                                                                         np.cos(e) * np.sin(a), np.sin(e)])
     fwd = (target - eye) / np.linalg.norm(target - eye)
     right = np.cross(fwd, (0, 0, 1)); right /= np.linalg.norm(right)
     return eye, np.stack([right, -np.cross(right, fwd), fwd])
 
 def _frame(env:np.ndarray, shot:Shot, H:int, W:int):
     "Scale and offset mapping projected points to pixels so the envelope `env` is framed as `shot` asks."
-    lo, hi = env.min(0), env.max(0); k = shot.fill * min(W / (hi - lo)[0], H / (hi - lo)[1]); w, h = k * (hi - lo)
-    ox, oy = 2 + shot.place[0] * max(0, W - w - 4), 2 + shot.place[1] * max(0, H - h - 4)   # 2 px clear of the border
+    lo, hi = env.min(0), env.max(0)
+    k = shot.fill * min(W / (hi - lo)[0], H / (hi - lo)[1])
+    w, h = k * (hi - lo)
+    # 2 px clear of the border
+    ox, oy = 2 + shot.place[0] * max(0, W - w - 4), 2 + shot.place[1] * max(0, H - h - 4)
     if shot.trunc == 'left': ox = -shot.trunc_amount * w
     elif shot.trunc == 'right': ox = W - (1 - shot.trunc_amount) * w
     elif shot.trunc == 'bottom': oy = H - (1 - shot.trunc_amount) * h
     return k, np.array([ox, oy]) - k * lo
 
-# %% ../nbs/04_synthetic.ipynb #aa00be96
+# %% ../nbs/04_synthetic.ipynb #37c000f7
 def _draw_occluder(layer:np.ndarray, shot:Shot, box:tuple, S:int, rng:np.random.Generator) -> np.ndarray:
-    "Draw the shot's occluder (pole or foliage) over the vehicle box (x0, y0, x1, y1 px) on the supersampled `layer`; returns its mask."
+    """Draw the shot's occluder (pole or foliage) over the vehicle box (x0, y0, x1, y1 px) on the supersampled
+    `layer`; returns its mask."""
     occ = np.zeros(layer.shape[:2], np.uint8)
     H, W = layer.shape[0] / S, layer.shape[1] / S; x0, y0, x1, y1 = box
-    lo, hi = max(x0 + .25 * (x1 - x0), .25 * W), min(x0 + .75 * (x1 - x0), .75 * W)   # never at a border it could hide
+    lo, hi = max(x0 + .25 * (x1 - x0), .25 * W), min(x0 + .75 * (x1 - x0),
+                                                     .75 * W)   # never at a border it could hide
     if not shot.occluder or lo > hi: return occ
     kind, a, b = shot.occluder; xc = lo + a * (hi - lo)
     if kind == 'pole':
         hw = (.015 + .02 * b) * W
         col = np.array([(.45, .45, .47), (.20, .30, .20), (.35, .25, .15)][rng.integers(3)]) * 255
         for m, c in ((1, col), (.35, np.minimum(col * 1.5, 255))):              # the pole and its lit edge
-            pts = np.array([(xc - hw, -1), (xc - hw + 2 * m * hw, -1), (xc - hw + 2 * m * hw, H + 1), (xc - hw, H + 1)]) * S
-            cv2.fillPoly(layer, [pts.round().astype(np.int32)], c.tolist()); cv2.fillPoly(occ, [pts.round().astype(np.int32)], 1)
+            pts = (
+                np.array(
+                    [
+                        (xc - hw, -1),
+                        (xc - hw + 2 * m * hw, -1),
+                        (xc - hw + 2 * m * hw, H + 1),
+                        (xc - hw, H + 1),
+                    ]
+                )
+                * S
+            )
+            poly = [pts.round().astype(np.int32)]
+            cv2.fillPoly(layer, poly, c.tolist())
+            cv2.fillPoly(occ, poly, 1)
     else:
         yc = np.clip(y0 + (.1 + .4 * b) * (y1 - y0), .1 * H, .9 * H)
         for _ in range(int(rng.integers(4, 8))):
-            r, c, angle = rng.uniform(.03, .07, 2) * W, (xc, yc) + rng.uniform(-.08, .08, 2) * W, float(rng.uniform(0, 180))
+            r, c, angle = (
+                rng.uniform(0.03, 0.07, 2) * W,
+                (xc, yc) + rng.uniform(-0.08, 0.08, 2) * W,
+                float(rng.uniform(0, 180)),
+            )
             col = (np.array((.10, .35, .12)) * rng.uniform(.6, 1.4) * 255).tolist()
-            for img, v in ((layer, col), (occ, 1)):                           # the same ellipse in the image and in the mask
-                cv2.ellipse(img, tuple(int(q) for q in c * S), tuple(int(q) for q in r * S), angle, 0, 360, v, -1)
+            for img, v in ((layer, col),
+                           # the same ellipse in the image and in the mask
+                           (occ, 1)):
+                cv2.ellipse(img, tuple(int(q) for q in c * S), tuple(int(q) for q in r * S), angle, 0, 360,
+                            v, -1)
     return occ
 
-# %% ../nbs/04_synthetic.ipynb #f9c21ba4
+# %% ../nbs/04_synthetic.ipynb #b317dd05
 def _part_boxes(ids:np.ndarray, S:int) -> tuple:
-    "Normalised (x1, y1, x2, y2) box and visible area (output pixels) of every part seen in the supersampled id buffer."
+    """Normalised (x1, y1, x2, y2) box and visible area (output pixels) of every part seen in the supersampled
+    id buffer."""
     counts, (h, w) = np.bincount(ids.ravel(), minlength=256), ids.shape
     boxes, areas = {}, {}
     for name in PART_NAMES:
-        members = [_PART_ID[name]] + [_PART_ID[c] for c, p in PART_PARENT.items() if p == name]   # children count for their parent
+        members = [_PART_ID[name]] + [_PART_ID[c] for c,
+                                      # children count for their parent
+                                      p in PART_PARENT.items() if p == name]
         if not counts[members].any(): continue
         m = ids == members[0]
         for c in members[1:]: m |= ids == c
@@ -569,20 +953,26 @@ def _part_boxes(ids:np.ndarray, S:int) -> tuple:
         areas[name] = round(float(counts[members].sum()) / S**2, 2)
     return boxes, areas
 
-# %% ../nbs/04_synthetic.ipynb #fa0919b1
-def render(ident:Identity, cam:CameraSpec, shot:Shot, size:int=128, aspect:float=1.0, supersample:int=2) -> dict:
-    "Render vehicle `ident` seen by `cam` as `shot` asks: image (RGB uint8), mask (uint8 {0,1}), part boxes and areas, flags."
+# %% ../nbs/04_synthetic.ipynb #44d0c9d0
+def render(ident:Identity, cam:CameraSpec, shot:Shot, size:int=128, aspect:float=1.0,
+           supersample:int=2) -> dict:
+    """Render vehicle `ident` seen by `cam` as `shot` asks: image (RGB uint8), mask (uint8 {0,1}), part boxes
+    and areas, flags."""
     H, W, S = size, round(size * aspect), supersample
     model, rng = vehicle_model(ident), np.random.default_rng(shot.seed)
     eye, R = _view_camera(model, shot.azimuth, shot.elevation)
     project = lambda p: ((p - eye) @ R.T)[:, :2] / ((p - eye) @ R.T)[:, 2:]
     k, t = _frame(project(model.envelope), shot, H, W)
-    pts = np.round((project(model.verts) * k + t) * S * 16 - 8).astype(np.int32)   # 1/16 sub-pixel units, cv2 pixel centres
+    # 1/16 sub-pixel units, cv2 pixel centres
+    pts = np.round((project(model.verts) * k + t) * S * 16 - 8).astype(np.int32)
     la, le = np.radians(shot.azimuth + cam.light[0]), np.radians(cam.light[1])
     light = np.array([np.cos(le) * np.cos(la), np.cos(le) * np.sin(la), np.sin(le)])
     front = np.einsum('fi,fi->f', model.normals, eye - model.points) > 0       # back faces are culled
     shade = cam.ambient + (1 - cam.ambient) * np.clip(model.normals @ light, 0, None)
-    colour, part = (model.rgb * 255 * np.where(model.emissive, 1, shade[model.poly_face])[:, None]).tolist(), model.part.tolist()
+    colour, part = (
+        (model.rgb * 255 * np.where(model.emissive, 1, shade[model.poly_face])[:, None]).tolist(),
+        model.part.tolist(),
+    )
     layer, ids = np.zeros((S * H, S * W, 3), np.uint8), np.zeros((S * H, S * W), np.uint8)
     for _, _, fs in sorted(model.pieces, key=lambda p: (p[0], -np.linalg.norm(p[1] - eye))):
         for i in (i for f in fs if front[f] for i in model.face_polys[f]):
@@ -593,46 +983,95 @@ def render(ident:Identity, cam:CameraSpec, shot:Shot, size:int=128, aspect:float
     occluded = bool((ids[occ > 0] > 0).any()); ids[occ > 0] = _OCCLUDER
     area = lambda a: cv2.resize(a.astype(np.float32), (W, H), interpolation=cv2.INTER_AREA)
     alpha, mask = area(ids > 0), (area((ids > 0) & (ids < _OCCLUDER)) >= .5).astype(np.uint8)
-    scene = camera_scene(cam, H, W); oy, ox = round(shot.background[1] * (scene.shape[0] - H)), round(shot.background[0] * (scene.shape[1] - W))
+    scene = camera_scene(cam, H, W)
+    oy, ox = (
+        round(shot.background[1] * (scene.shape[0] - H)),
+        round(shot.background[0] * (scene.shape[1] - W)),
+    )
     bg = scene[oy:oy + H, ox:ox + W].astype(np.float32)
-    shadow = np.zeros((H, W), np.float32)                                          # the shadow falls away from the light
+    shadow = np.zeros((H, W),
+                      # the shadow falls away from the light
+                      np.float32)
     foot = model.footprint * (1.1, 1.1, 0) - light * (1, 1, 0) * .5 / max(light[2], .3)
     cv2.fillPoly(shadow, [np.round((project(foot) * k + t) * 16 - 8).astype(np.int32)], 1., cv2.LINE_AA, 4)
     bg *= 1 - .5 * cv2.GaussianBlur(shadow, (0, 0), .03 * H)[..., None]
-    img = (bg * (1 - alpha[..., None]) + area(layer)) * np.multiply(cam.gains, cam.brightness * shot.brightness).astype(np.float32)
+    img = (bg * (1 - alpha[..., None]) + area(layer)) * np.multiply(
+        cam.gains, cam.brightness * shot.brightness
+    ).astype(np.float32)
     if cam.downscale > 1:
-        img = cv2.resize(cv2.resize(img, (round(W / cam.downscale), round(H / cam.downscale)), interpolation=cv2.INTER_AREA), (W, H), interpolation=cv2.INTER_LINEAR)
+        img = cv2.resize(
+            cv2.resize(
+                img, (round(W / cam.downscale), round(H / cam.downscale)), interpolation=cv2.INTER_AREA
+            ),
+            (W, H),
+            interpolation=cv2.INTER_LINEAR,
+        )
     if cam.blur > 0: img = cv2.GaussianBlur(img, (0, 0), cam.blur * H / 128)
     img += rng.normal(0, cam.noise, img.shape).astype(np.float32)
     parts, areas = _part_boxes(ids, S)
     return dict(image=np.clip(img, 0, 255).round().astype(np.uint8), mask=mask, parts=parts, part_areas=areas,
                 truncated=bool(shot.trunc), occluded=occluded)
 
-# %% ../nbs/04_synthetic.ipynb #aee6bdd2
+# %% ../nbs/04_synthetic.ipynb #f8206bf3
 def make_plan(config:SyntheticConfig, identities:tuple, cameras:tuple) -> list:
-    "Every image of the set as a `Shot`: tracklets of each identity at 2+ cameras, and the VeRi776-style queries."
+    """Every image of the set as a `Shot`: tracklets of each identity at 2+ cameras, and the VeRi776-style
+    queries."""
     shots, (lo, hi) = [], config.cameras_per_id
     for ident in identities:
         rng = np.random.default_rng([config.seed, 3, ident.pid])
         cams = np.sort(rng.choice(config.cameras, int(rng.integers(lo, hi + 1)), replace=False)) + 1
-        per_id = config.test_images_per_id if ident.split == 'test' and config.test_images_per_id else config.images_per_id
+        per_id = (
+            config.test_images_per_id
+            if ident.split == 'test' and config.test_images_per_id
+            else config.images_per_id
+        )
         n = max(len(cams), round(per_id * rng.uniform(.75, 1.25)))
         for c, m in zip(cams, 1 + rng.multinomial(n - len(cams), np.full(len(cams), 1 / len(cams)))):
             cam = cameras[c - 1]
-            az, fill, place = 45 * rng.choice(8, p=cam.view_probs) + rng.uniform(-15, 15), rng.uniform(*cam.fill), rng.uniform(0, 1, 2)
+            az, fill, place = (
+                45 * rng.choice(8, p=cam.view_probs) + rng.uniform(-15, 15),
+                rng.uniform(*cam.fill),
+                rng.uniform(0, 1, 2),
+            )
             start, step = int(rng.integers(1, 90_000_000)), int(rng.integers(3, 12))
-            queries = set(rng.choice(m, min(m, config.queries_per_camera), replace=False).tolist()) if ident.split == 'test' else set()
+            queries = (
+                set(rng.choice(m, min(m, config.queries_per_camera), replace=False).tolist())
+                if ident.split == 'test'
+                else set()
+            )
             for j in range(m):
-                trunc = ('left', 'right', 'bottom')[rng.choice(3, p=(.4, .4, .2))] if rng.random() < cam.truncation else ''
-                occ = (cam.occluder, *map(float, rng.uniform(0, 1, 2))) if rng.random() < cam.occlusion else ()
-                shots.append(Shot(ident.pid, int(c), start + j * step, float(az + rng.normal(0, 2)), float(cam.elevation + rng.normal(0, 1.5)),
-                                  float(min(.97, fill * (1 + .04 * j))), tuple(float(v) for v in np.clip(place + rng.normal(0, .1, 2), 0, 1)),
-                                  trunc, float(rng.uniform(.08, .3)) if trunc else 0., occ, tuple(float(v) for v in rng.uniform(0, 1, 2)),
-                                  float(rng.normal(1, .04)), int(rng.integers(2**31)), ident.split, j in queries))
+                trunc = (
+                    ('left', 'right', 'bottom')[rng.choice(3, p=(0.4, 0.4, 0.2))]
+                    if rng.random() < cam.truncation
+                    else ''
+                )
+                occ = (
+                    (cam.occluder, *map(float, rng.uniform(0, 1, 2))) if rng.random() < cam.occlusion else ()
+                )
+                shots.append(
+                    Shot(
+                        ident.pid,
+                        int(c),
+                        start + j * step,
+                        float(az + rng.normal(0, 2)),
+                        float(cam.elevation + rng.normal(0, 1.5)),
+                        float(min(0.97, fill * (1 + 0.04 * j))),
+                        tuple(float(v) for v in np.clip(place + rng.normal(0, 0.1, 2), 0, 1)),
+                        trunc,
+                        float(rng.uniform(0.08, 0.3)) if trunc else 0.0,
+                        occ,
+                        tuple(float(v) for v in rng.uniform(0, 1, 2)),
+                        float(rng.normal(1, 0.04)),
+                        int(rng.integers(2**31)),
+                        ident.split,
+                        j in queries,
+                    )
+                )
     return shots
 
-# %% ../nbs/04_synthetic.ipynb #cc017ebe
-_OWN = {'synthetic.json', 'image_train', 'image_query', 'image_test', 'name_train.txt', 'name_query.txt', 'name_test.txt', 'ground_truth'}
+# %% ../nbs/04_synthetic.ipynb #d6447827
+_OWN = {'synthetic.json', 'image_train', 'image_query', 'image_test', 'name_train.txt', 'name_query.txt',
+        'name_test.txt', 'ground_truth'}
 
 def _synthetic_stamp(root:Path):
     "The parsed synthetic.json of `root`, or None when `root` holds no synthetic set."
@@ -641,15 +1080,27 @@ def _synthetic_stamp(root:Path):
     return meta if isinstance(meta, dict) and meta.get('format') == 'pmanet-synthetic' else None
 
 def _prepare_out_dir(out:Path, overwrite:bool):
-    "Make `out` ready: new or empty, or a previous synthetic set that `overwrite` allows to replace; never lose other files."
-    if out.exists() and not out.is_dir(): raise FileExistsError(f"{out} is a file; give a folder for the synthetic set")
+    """Make `out` ready: new or empty, or a previous synthetic set that `overwrite` allows to replace; never
+    lose other files."""
+    if out.exists() and not out.is_dir(): raise FileExistsError(f"{out} is a file; give a folder for the "
+                                                                "synthetic set")
     entries = sorted(out.iterdir()) if out.exists() else []
     if not entries: return out.mkdir(parents=True, exist_ok=True)
     if _synthetic_stamp(out) is None:
-        raise FileExistsError(f"{out} is not empty and holds no synthetic set (no valid synthetic.json): refusing to write into it; give a new or empty folder")
-    foreign = [e.name for e in entries if e.name not in _OWN and not (e.name.startswith('.') and e.name.endswith('.tmp'))]
-    if foreign: raise FileExistsError(f"{out} holds a synthetic set and other files ({', '.join(foreign[:5])}): refusing to delete them; move them or give another folder")
-    if not overwrite: raise FileExistsError(f"{out} already holds a synthetic set; pass overwrite=True (`pmanet synthetic ... --overwrite`) to replace it")
+        raise FileExistsError(f"{out} is not empty and holds no synthetic set (no valid synthetic.json): "
+                              "refusing to write into it; give a new or empty folder")
+    foreign = [
+        e.name
+        for e in entries
+        if e.name not in _OWN and not (e.name.startswith('.') and e.name.endswith('.tmp'))
+    ]
+    if foreign:
+        raise FileExistsError(
+            f"{out} holds a synthetic set and other files "
+            f"({', '.join(foreign[:5])}): refusing to delete them; move them or give another folder"
+        )
+    if not overwrite: raise FileExistsError(f"{out} already holds a synthetic set; pass overwrite=True "
+                                            "(`pmanet synthetic ... --overwrite`) to replace it")
     for e in entries: shutil.rmtree(e) if e.is_dir() else e.unlink()
 
 def _write(path:Path, data:bytes):
@@ -662,85 +1113,135 @@ class _InProcess:
     def map(self, fn, it, chunksize=1): return map(fn, it)
 
 def _render_files(job:tuple, root:Path, size:int, aspect:float, supersample:int, quality:int) -> dict:
-    "Render one (identity, camera, shot) job, write its JPEG and mask PNG (under every subset it belongs to); returns its annotation."
+    """Render one (identity, camera, shot) job, write its JPEG and mask PNG (under every subset it belongs
+    to); returns its annotation."""
     ident, cam, shot = job
     r = render(ident, cam, shot, size, aspect, supersample)
     jpg = cv2.imencode('.jpg', r['image'][..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
     png = cv2.imencode('.png', r['mask'] * 255, [cv2.IMWRITE_PNG_COMPRESSION, 3])[1].tobytes()
     for sub in _subsets(shot):
-        _write(root / f'image_{sub}' / shot.name, jpg); _write(root / 'ground_truth' / f'image_{sub}' / f'{shot.name[:-4]}.png', png)
-    return dict(pid=shot.pid, camid=shot.camid, view=shot.view, azimuth=round(shot.azimuth % 360, 2), elevation=round(shot.elevation, 2),
-                truncated=r['truncated'], occluded=r['occluded'], parts=r['parts'], part_areas=r['part_areas'])
+        _write(root / f'image_{sub}' / shot.name, jpg)
+        _write(root / 'ground_truth' / f'image_{sub}' / f'{shot.name[:-4]}.png', png)
+    return dict(
+        pid=shot.pid,
+        camid=shot.camid,
+        view=shot.view,
+        azimuth=round(shot.azimuth % 360, 2),
+        elevation=round(shot.elevation, 2),
+        truncated=r['truncated'],
+        occluded=r['occluded'],
+        parts=r['parts'],
+        part_areas=r['part_areas'],
+    )
 
 def _subsets(shot:Shot) -> list:
-    "The VeRi776 subsets an image is written to: train, or test (the gallery) and, for a query, query as well."
+    """The VeRi776 subsets an image is written to: train, or test (the gallery) and, for a query, query as
+    well."""
     return ['train'] if shot.split == 'train' else ['test'] + (['query'] if shot.query else [])
 
-# %% ../nbs/04_synthetic.ipynb #f2b7c79b
+# %% ../nbs/04_synthetic.ipynb #93e7b4f2
 def summarize_plan(shots:list) -> dict:
-    "Identities, images and cameras per subset (train, query, gallery) of a plan, as the VeRi776 toolboxes count them."
+    """Identities, images and cameras per subset (train, query, gallery) of a plan, as the VeRi776 toolboxes
+    count them."""
     subsets = {'train': [s for s in shots if s.split == 'train'], 'query': [s for s in shots if s.query],
                'gallery': [s for s in shots if s.split == 'test']}
-    return {k: {'ids': len({s.pid for s in v}), 'images': len(v), 'cameras': len({s.camid for s in v})} for k, v in subsets.items()}
+    return {
+        k: {'ids': len({s.pid for s in v}), 'images': len(v), 'cameras': len({s.camid for s in v})}
+        for k, v in subsets.items()
+    }
 
-# %% ../nbs/04_synthetic.ipynb #a32b4333
+# %% ../nbs/04_synthetic.ipynb #1f571dfc
 def make_synthetic(out_dir, # folder to write into: new, empty, or a previous synthetic set (with `overwrite`)
-                   config:SyntheticConfig=None, # sizes, protocol, difficulty and seed; the small default when None
-                   workers:int=0, # processes to render with (0: this process); the output does not depend on it
+                   # sizes, protocol, difficulty and seed; the small default when None
+                   config:SyntheticConfig=None,
+                   # processes to render with (0: this process); the output does not depend on it
+                   workers:int=0,
                    overwrite:bool=False) -> Path: # replace a previous synthetic set in `out_dir`
-    "Write a synthetic multi-view vehicle Re-ID set (VeRi776 layout + ground-truth masks and part boxes); returns its root."
+    """Write a synthetic multi-view vehicle Re-ID set (VeRi776 layout + ground-truth masks and part boxes);
+    returns its root."""
     config, out = config or SyntheticConfig(), Path(out_dir)
     _prepare_out_dir(out, overwrite)
     identities, cameras = make_identities(config), make_cameras(config)
     shots = sorted(make_plan(config, identities, cameras), key=lambda s: (s.split, s.name))
-    stamp = dict(format='pmanet-synthetic', version=1, complete=False, config=config.to_dict(), summary=summarize_plan(shots))
+    stamp = dict(format='pmanet-synthetic', version=1, complete=False, config=config.to_dict(),
+                 summary=summarize_plan(shots))
     write_json = lambda path, obj: _write(path, (json.dumps(obj, indent=1, sort_keys=True) + '\n').encode())
     write_json(out / 'synthetic.json', stamp)
     by_pid = {i.pid: i for i in identities}
     jobs = [(by_pid[s.pid], cameras[s.camid - 1], s) for s in shots]
-    fn = functools.partial(_render_files, root=out, size=config.size, aspect=config.aspect, supersample=config.supersample, quality=config.jpeg_quality)
+    fn = functools.partial(_render_files, root=out, size=config.size, aspect=config.aspect,
+                           supersample=config.supersample, quality=config.jpeg_quality)
     images, names = {}, {'train': [], 'query': [], 'test': []}
     with ProcessPoolExecutor(workers) if workers > 0 else _InProcess() as ex:
         for shot, info in zip(shots, ex.map(fn, jobs, chunksize=8)):
             for sub in _subsets(shot): images[f'image_{sub}/{shot.name}'] = info; names[sub].append(shot.name)
-    for sub, ns in names.items(): _write(out / f'name_{sub}.txt', ''.join(f'{n}\n' for n in sorted(ns)).encode())
-    write_json(out / 'ground_truth' / 'annotations.json', dict(
-        format='pmanet-synthetic-ground-truth', part_names=list(PART_NAMES), views=list(VIEWS), images=images,
-        identities={f'{i.pid:04d}': dataclasses.asdict(i) for i in identities}, cameras={f'c{c.camid:03d}': dataclasses.asdict(c) for c in cameras}))
+    for sub, ns in names.items(): _write(out / f'name_{sub}.txt',
+                                         ''.join(f'{n}\n' for n in sorted(ns)).encode())
+    write_json(
+        out / 'ground_truth' / 'annotations.json',
+        dict(
+            format='pmanet-synthetic-ground-truth',
+            part_names=list(PART_NAMES),
+            views=list(VIEWS),
+            images=images,
+            identities={f'{i.pid:04d}': dataclasses.asdict(i) for i in identities},
+            cameras={f'c{c.camid:03d}': dataclasses.asdict(c) for c in cameras},
+        ),
+    )
     write_json(out / 'synthetic.json', stamp | {'complete': True})
     return out
 
-# %% ../nbs/04_synthetic.ipynb #a5ef6cea
+# %% ../nbs/04_synthetic.ipynb #79530d92
 class SyntheticGroundTruth(collections.abc.Mapping):
-    "Exact foreground masks and part boxes of a synthetic set, by image key ('image_train/NAME.jpg'); masks are read on access."
+    """Exact foreground masks and part boxes of a synthetic set, by image key ('image_train/NAME.jpg'); masks
+    are read on access."""
     def __init__(self, root):
         self.root = Path(root)
         meta = _synthetic_stamp(self.root)
-        if meta is None: raise FileNotFoundError(f"{self.root} holds no synthetic set (no valid synthetic.json); make one with `pmanet synthetic {self.root}`")
-        if not meta['complete']: raise ValueError(f"{self.root} holds an unfinished synthetic set (interrupted?); remake it with `pmanet synthetic {self.root} --overwrite`")
+        if meta is None:
+            raise FileNotFoundError(
+                f"{self.root} holds no synthetic set (no valid "
+                f"synthetic.json); make one with `pmanet synthetic {self.root}`"
+            )
+        if not meta['complete']:
+            raise ValueError(
+                f"{self.root} holds an unfinished synthetic set "
+                f"(interrupted?); remake it with `pmanet synthetic {self.root} --overwrite`"
+            )
         ann = json.loads((self.root / 'ground_truth' / 'annotations.json').read_text())
         self.config, self.summary = SyntheticConfig.from_dict(meta['config']), meta['summary']
         self.part_names, self.images = tuple(ann['part_names']), ann['images']
-        self.identities, self.cameras = {int(k): v for k, v in ann['identities'].items()}, {int(k[1:]): v for k, v in ann['cameras'].items()}
+        self.identities, self.cameras = (
+            {int(k): v for k, v in ann['identities'].items()},
+            {int(k[1:]): v for k, v in ann['cameras'].items()},
+        )
     def __len__(self): return len(self.images)
     def __iter__(self): return iter(self.images)
     def __contains__(self, key): return key in self.images
     def __getitem__(self, key:str) -> dict:
         if key not in self.images:
-            raise KeyError(f"no ground truth for {key!r} in {self.root}: keys are image paths relative to the root, like {next(iter(self.images))!r}")
+            raise KeyError(f"no ground truth for {key!r} in {self.root}: keys are image paths relative to "
+                           f"the root, like {next(iter(self.images))!r}")
         path = self.root / 'ground_truth' / Path(key).with_suffix('.png')
         data = np.fromfile(path, np.uint8) if path.is_file() else np.zeros(0, np.uint8)
         mask = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-        if mask is None: raise FileNotFoundError(f"ground-truth mask of {key!r} missing or unreadable: {path}; remake the set with `pmanet synthetic {self.root} --overwrite`")
+        if mask is None:
+            raise FileNotFoundError(
+                f"ground-truth mask of {key!r} missing or unreadable: "
+                f"{path}; remake the set with `pmanet synthetic {self.root} --overwrite`"
+            )
         info = self.images[key]
-        return {**info, 'mask': (mask > 127).astype(np.uint8), 'parts': {k: np.array(v, np.float32) for k, v in info['parts'].items()}}
+        return {**info, 'mask': (mask > 127).astype(np.uint8),
+                'parts': {k: np.array(v, np.float32) for k, v in info['parts'].items()}}
 
-def load_ground_truth(root) -> SyntheticGroundTruth: # root of a set written by `make_synthetic` / `pmanet synthetic`
+def load_ground_truth(
+    root,
+) -> SyntheticGroundTruth:  # root of a set written by `make_synthetic` / `pmanet synthetic`
     "The ground truth (masks, part boxes, views, flags) of the synthetic set at `root`, by image key."
     return SyntheticGroundTruth(root)
 
-# %% ../nbs/04_synthetic.ipynb #5e548fc0
-def synthetic_command(out_dir:str, # folder to write the set into: new, empty, or a previous synthetic set (with --overwrite)
+# %% ../nbs/04_synthetic.ipynb #6fc4c014
+def synthetic_command(out_dir:str, # output folder: new, empty, or an old synthetic set (--overwrite)
               ids:int=60, # identities in all; a third of them (at least 2) are test identities
               seed:int=0, # every random choice derives from it: the same seed gives byte-identical files
               size:int=128, # image height in pixels
@@ -749,12 +1250,12 @@ def synthetic_command(out_dir:str, # folder to write the set into: new, empty, o
               group:int=3, # near-duplicate group size (1: no near-duplicates)
               workers:int=0, # worker processes (0: render in this process); the files do not depend on it
               overwrite:bool=False): # replace a previous synthetic set in OUT_DIR
-    "Write a synthetic multi-view vehicle Re-ID benchmark: VeRi776 layout plus ground-truth masks and part boxes."
+    """Write a synthetic multi-view vehicle Re-ID benchmark: VeRi776 layout plus ground-truth masks and part
+    boxes."""
     if ids < 3: raise UsageError(f"--ids must be at least 3 (one train and two test identities), got {ids}")
     test = max(2, round(ids / 3))
     config = SyntheticConfig(train_ids=ids - test, test_ids=test, images_per_id=images, cameras=cameras,
                              cameras_per_id=(2, min(5, cameras)), group_size=group, size=size, seed=seed)
     root = make_synthetic(out_dir, config, workers=workers, overwrite=overwrite)
-    from pmanet.datasets import read_veri776  # reading it back checks the layout and prints the table
     print(f"synthetic set written to {root}")
-    read_veri776(root)
+    read_veri776(root)  # reading it back checks the layout and prints the table

@@ -12,12 +12,14 @@ from torch import nn
 # %% auto #0
 __all__ = ['TrilinearAttention']
 
-# %% ../nbs/15_trilinear_attention.ipynb #973f8c3a
+# %% ../nbs/15_trilinear_attention.ipynb #8bccf5a3
 class TrilinearAttention(nn.Module):
-    "Trilinear Attention Module (TAM, paper eq. 1): `S(S(X X^T) X)` per image, softmax over the last dim, in float32."
+    """Trilinear Attention Module (TAM, paper eq. 1): `S(S(X X^T) X)` per image, softmax over the last dim, in
+    float32."""
     def forward(self, x:torch.Tensor) -> torch.Tensor: # encoder map, B x C x H x W
         "Attention map B x C x H x W (float32); each channel sums to 1 over its H x W positions."
-        if x.ndim != 4: raise ValueError(f"TrilinearAttention expects a B x C x H x W feature map, got shape {tuple(x.shape)}")
+        if x.ndim != 4: raise ValueError("TrilinearAttention expects a B x C x H x W feature map, got shape "
+                                         f"{tuple(x.shape)}")
         b, c, h, w = x.shape
         with torch.autocast(x.device.type, enabled=False):
             X = x.float().reshape(b, c, h * w)
