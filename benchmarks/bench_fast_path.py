@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """The CPU fast path, switch by switch: images/s of one training epoch of the demo's BoT baseline and PMNet.
 
-Each network trains one epoch of the demo's synthetic benchmark, at the demo's input size and batch, under each
-setting below, in one process, with the settings interleaved round by round so that a change in machine load
-falls on all of them alike. Prints images/s (median over the rounds) and the ratio to 'all off' (median of the
-round-by-round ratios):
+Each network trains one epoch of the demo's synthetic benchmark, at the demo's input size and batch, under
+each setting below, in one process, with the settings interleaved round by round so that a change in machine
+load falls on all of them alike. Prints images/s (median over the rounds) and the ratio to 'all off' (median
+of the round-by-round ratios):
 
 - all off: fp32, NCHW, JPEGs decoded every epoch by 2 loader workers, Adam one tensor at a time (the engine
   before the fast path);
@@ -12,13 +12,14 @@ round-by-round ratios):
   decoded-image cache (with the worker count it implies), the fused Adam kernel;
 - fast path: what `pmanet demo` uses, every switch on its automatic setting (`TrainConfig()`'s defaults).
 
-PMNet reads its masks and boxes from a part store of the benchmark's true masks with uniform stripes: how fast an
-epoch runs does not depend on what the masks say, and this keeps PANet out of the measurement.
+PMNet reads its masks and boxes from a part store of the benchmark's true masks with uniform stripes: how fast
+an epoch runs does not depend on what the masks say, and this keeps PANet out of the measurement.
 
     python benchmarks/bench_fast_path.py               # about 10 minutes on 2 quiet cores
     python benchmarks/bench_fast_path.py --rounds 3
 """
-import argparse, os, platform, statistics, tempfile, time
+
+import argparse, os, platform, statistics, tempfile
 from pathlib import Path
 
 import torch
@@ -34,62 +35,103 @@ from pmanet.synthetic import load_ground_truth, make_synthetic
 from pmanet.train import TrainConfig
 
 OFF = dict(amp='off', channels_last=False, image_cache=False, workers=2, fused_optimizer=False)
-SETTINGS = {'all off': OFF, 'bf16 autocast': {**OFF, 'amp': 'bf16'}, 'channels-last': {**OFF, 'channels_last': True},
-            'image cache': {**OFF, 'image_cache': True, 'workers': None}, 'fused Adam': {**OFF, 'fused_optimizer': True},
-            'fast path (demo)': {}}
+SETTINGS = {
+    'all off': OFF,
+    'bf16 autocast': {**OFF, 'amp': 'bf16'},
+    'channels-last': {**OFF, 'channels_last': True},
+    'image cache': {**OFF, 'image_cache': True, 'workers': None},
+    'fused Adam': {**OFF, 'fused_optimizer': True},
+    'fast path (demo)': {},
+}
 
 
-def _benchmark_set(root:Path, demo:DemoConfig):
-    "The demo's synthetic set and a part store of its true masks with uniform boxes (both made once, then reused)."
-    try: truth = load_ground_truth(root)
-    except (FileNotFoundError, ValueError): make_synthetic(root, demo.synthetic, overwrite=root.exists()); truth = load_ground_truth(root)
+def _benchmark_set(root: Path, demo: DemoConfig):
+    "The demo's synthetic set and a part store of its true masks with uniform boxes (made once, then reused)."
+    try:
+        truth = load_ground_truth(root)
+    except (FileNotFoundError, ValueError):
+        make_synthetic(root, demo.synthetic, overwrite=root.exists())
+        truth = load_ground_truth(root)
     data = read_veri776(root, verbose=False)
-    if not (root.parent/'parts'/'manifest.json').exists():
+    if not (root.parent / 'parts' / 'manifest.json').exists():
         boxes = uniform_boxes(demo.num_parts)
-        write_part_store(root.parent/'parts', ((r.key, truth[r.key]['mask'], boxes) for r in data.train), {'truth': 'uniform'})
-    return data, root.parent/'parts'
+        write_part_store(
+            root.parent / 'parts',
+            ((r.key, truth[r.key]['mask'], boxes) for r in data.train),
+            {'truth': 'uniform'},
+        )
+    return data, root.parent / 'parts'
 
 
-def _epoch_seconds(network:str, data, parts, demo:DemoConfig, setting:dict, run_dir:Path) -> tuple[float, int]:
+def _epoch_seconds(
+    network: str, data, parts, demo: DemoConfig, setting: dict, run_dir: Path
+) -> tuple[float, int]:
     "Seconds of one training epoch under `setting`, and the number of images it saw."
-    tc = TrainConfig(epochs=1, lr=demo.lr, warmup_epochs=0, milestones=(), device='cpu', progress=False, plot=False,
-                     **setting)
+    tc = TrainConfig(
+        epochs=1,
+        lr=demo.lr,
+        warmup_epochs=0,
+        milestones=(),
+        device='cpu',
+        progress=False,
+        plot=False,
+        **setting,
+    )
     size = tuple(demo.image_size)
     if network == 'BoT':
         trainer = fit_baseline(data, run_dir, demo.depth, None, size, tc, P=demo.P, Q=demo.Q)
     else:
-        cfg = PMNetConfig(depth=demo.depth, weights=None, image_size=size, num_parts=demo.num_parts,
-                          reduction_dim=demo.reduction_dim)
+        cfg = PMNetConfig(
+            depth=demo.depth,
+            weights=None,
+            image_size=size,
+            num_parts=demo.num_parts,
+            reduction_dim=demo.reduction_dim,
+        )
         trainer = fit_pmnet(data, parts, run_dir, cfg, tc, P=demo.P, Q=demo.Q)
     return trainer.history[0]['seconds'], len(trainer.loader) * demo.P * demo.Q
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--out', default=os.path.join(tempfile.gettempdir(), 'pmanet_bench_fast_path'), help='work folder')
+    ap.add_argument(
+        '--out', default=os.path.join(tempfile.gettempdir(), 'pmanet_bench_fast_path'), help='work folder'
+    )
     ap.add_argument('--rounds', type=int, default=2, help='epochs timed per setting and network')
     ap.add_argument('--networks', default='BoT,PMNet', help='comma-separated: BoT, PMNet')
     args = ap.parse_args(argv)
     demo, out = DemoConfig(), Path(args.out)
-    data, parts = _benchmark_set(out/'synthetic', demo)
-    print(f"{platform.processor() or platform.machine()}, {usable_cpus()} cores, torch {torch.__version__}, "
-          f"native bf16: {cpu_has_native_bf16()}, bf16 matmul {cpu_bf16_speedup():.2f}x fp32; "
-          f"{len(data.train)} training images, input {tuple(demo.image_size)}, batch {demo.P}x{demo.Q}", flush=True)
+    data, parts = _benchmark_set(out / 'synthetic', demo)
+    print(
+        f"{platform.processor() or platform.machine()}, {usable_cpus()} cores, torch {torch.__version__}, "
+        f"native bf16: {cpu_has_native_bf16()}, bf16 matmul {cpu_bf16_speedup():.2f}x fp32; "
+        f"{len(data.train)} training images, input {tuple(demo.image_size)}, batch {demo.P}x{demo.Q}",
+        flush=True,
+    )
     rows = []
     for network in args.networks.split(','):
         times = {name: [] for name in SETTINGS}
         for r in range(args.rounds):
-            names = list(SETTINGS)[r % len(SETTINGS):] + list(SETTINGS)[:r % len(SETTINGS)]   # rotate the order
+            names = (
+                list(SETTINGS)[r % len(SETTINGS) :] + list(SETTINGS)[: r % len(SETTINGS)]
+            )  # rotate the order
             for name in names:
                 with tempfile.TemporaryDirectory(dir=out) as run:
-                    secs, n = _epoch_seconds(network, data, parts, demo, SETTINGS[name], Path(run)/'run')
+                    secs, n = _epoch_seconds(network, data, parts, demo, SETTINGS[name], Path(run) / 'run')
                 times[name].append(n / secs)
                 print(f"  {network} round {r + 1}: {name}: {n / secs:.1f} img/s", flush=True)
         for name, rates in times.items():
             ratio = statistics.median(a / b for a, b in zip(rates, times['all off']))
-            rows.append({'network': network, 'setting': name, 'images/s': round(statistics.median(rates), 1),
-                         'x all off': round(ratio, 2)})
-    print(markdown_table(rows))
+            rows.append(
+                {
+                    'network': network,
+                    'setting': name,
+                    'images/s': round(statistics.median(rates), 1),
+                    'x all off': round(ratio, 2),
+                }
+            )
+    print(markdown_table(rows, floatfmt='.2f'))
 
 
-if __name__ == '__main__': main()
+if __name__ == '__main__':
+    main()

@@ -16,12 +16,11 @@ from .recipes import cli_command, eval_metrics, run_command
 # %% auto #0
 __all__ = ['ABLATION_ROWS', 'ablation_runs', 'ablation_steps', 'run_on_gpus', 'ablation_results']
 
-# %% ../nbs/92_ablations.ipynb #d4692d9d
-# paper table -> row label (as in PAPER_RESULTS) -> run:
-# a key of pmanet.pmnet.ABLATIONS, or 'bot' (BoT baseline)
+# %% ../nbs/92_ablations.ipynb #a808bd4f
+# paper table -> row label (as in PAPER_RESULTS) -> run: a key of pmanet.pmnet.ABLATIONS
 ABLATION_ROWS = {
     'III': {
-        'Exp-1': 'bot',
+        'Exp-1': 'exp1_global_only',
         'Exp-2': 'exp2_plain_no_attention',
         'Exp-3': 'exp3_no_attention',
         'Exp-4': 'exp4_uniform_parts',
@@ -62,23 +61,20 @@ def ablation_runs(tables:tuple=tuple(ABLATION_ROWS)) -> list: # paper tables, ke
         raise KeyError(f"no ablation table {unknown}; the tables are {', '.join(ABLATION_ROWS)}")
     return list(dict.fromkeys(run for t in tables for run in ABLATION_ROWS[t].values()))
 
-# %% ../nbs/92_ablations.ipynb #4b8183ef
-def ablation_steps(run:str, # 'bot' or a key of pmanet.pmnet.ABLATIONS
+# %% ../nbs/92_ablations.ipynb #469e4841
+def ablation_steps(run:str, # a key of pmanet.pmnet.ABLATIONS
                    root, # VeRi776 folder
                    parts, # part store of the VeRi776 recipe (from `pmanet parts`)
                    work, # folder of the ablation runs
                    epochs:int=120, # BoT's schedule length
                    workers:int=8) -> dict: # DataLoader workers
     "The `train` and `eval` shell lines of one ablation run (in WORK/RUN; scores in WORK/RUN/eval.json)."
-    if run != 'bot' and run not in ABLATIONS: raise KeyError(f"unknown run {run!r}; use 'bot' or one of "
-                                                             f"{', '.join(ABLATIONS)}")
-    d, bot = Path(work)/run, run == 'bot'
-    train = cli_command('train', root, 'none' if bot else parts, d, model='bot' if bot else None,
-                        ablation=None if bot else run,
-                        epochs=epochs, workers=workers, quiet=True, resume=True)
+    if run not in ABLATIONS: raise KeyError(f"unknown run {run!r}; use one of {', '.join(ABLATIONS)}")
+    d = Path(work)/run
+    train = cli_command('train', root, parts, d, ablation=run, epochs=epochs, workers=workers, quiet=True,
+                        resume=True)
     return {'train': train,
-            'eval': cli_command('eval', d/'last.pt', root, parts=None if bot else parts, out=d/'eval.json',
-                                workers=workers)}
+            'eval': cli_command('eval', d/'last.pt', root, parts=parts, out=d/'eval.json', workers=workers)}
 
 # %% ../nbs/92_ablations.ipynb #97dfd4c4
 def run_on_gpus(jobs:list, # (shell line, log file) pairs

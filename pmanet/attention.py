@@ -70,7 +70,7 @@ class _PreActBottleneck(nn.Module):
                                                                                       bias=False))
     def forward(self, x): return x + self.body(x)
 
-# %% ../nbs/20_attention.ipynb #ca492c61
+# %% ../nbs/20_attention.ipynb #653d157d
 class ResidualAttention(nn.Module):
     "Residual attention module (Wang et al. 2017, as used in TAMR): (1 + M(x)) * T(x), one down/up level."
     def __init__(self, channels:int): # C, divisible by 4
@@ -79,11 +79,8 @@ class ResidualAttention(nn.Module):
         self.trunk = _PreActBottleneck(channels)
         self.mask_unit = _PreActBottleneck(channels)
         self.mask_head = nn.Sequential(
-            nn.BatchNorm2d(channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(inplace=True),
+            nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
             nn.Conv2d(channels, channels, 1),
         )
 

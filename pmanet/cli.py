@@ -15,7 +15,7 @@ from .core import PmanetError, UsageError
 # %% auto #0
 __all__ = ['COMMANDS', 'resolve_command', 'expected_error', 'error_line', 'main']
 
-# %% ../nbs/60_cli.ipynb #206cec8e
+# %% ../nbs/60_cli.ipynb #344fc025
 COMMANDS = {  # name: ('module:function', one-line help), in pipeline order
     'synthetic': (
         'pmanet.synthetic:synthetic_command',
@@ -48,6 +48,10 @@ COMMANDS = {  # name: ('module:function', one-line help), in pipeline order
     'demo': (
         'pmanet.demo:demo_command',
         'the whole pipeline on the synthetic benchmark, offline on CPU, with a report',
+    ),
+    'study': (
+        'pmanet.study:study_command',
+        "the paper's ablations on the synthetic benchmark over several seeds, claim by claim",
     ),
     'embed': (
         'pmanet.gallery:embed_command',

@@ -111,10 +111,11 @@ class Config:
         "A copy with `changes` applied (unknown names rejected like in `from_dict`)."
         return type(self).from_dict({**dataclasses.asdict(self), **changes})
 
-# %% ../nbs/00_core.ipynb #8bd00d16
+# %% ../nbs/00_core.ipynb #6efbe901
 @contextmanager
 def atomic_write(path, # the file to (re)write
-                 mode:str='wb'): # 'wb' for bytes, 'w' for text
+                 mode:str='wb', # 'wb' for bytes, 'w' for text
+                 durable:bool=True): # fsync before the rename (survives a power cut, not only a kill)
     "Context manager yielding a temporary file that replaces `path` only if the block completes."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +123,8 @@ def atomic_write(path, # the file to (re)write
     try:
         with os.fdopen(fd, mode) as f:
             yield f
-            f.flush(); os.fsync(f.fileno())
+            f.flush()
+            if durable: os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

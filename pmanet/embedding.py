@@ -77,7 +77,7 @@ class _ImageItems(Dataset):
         image = self.transform(tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)))
         return {'image': image.as_subclass(torch.Tensor), 'pid': -1, 'camid': -1}
 
-# %% ../nbs/50_embedding.ipynb #470dc65a
+# %% ../nbs/50_embedding.ipynb #c8f40a19
 class Embedder:
     """Embed images with a trained Re-ID model: eval transform, batches, progress bar, flip TTA, named and
     fused vectors."""
@@ -164,6 +164,5 @@ class Embedder:
         loader = DataLoader(_ImageItems(items, self.transform), batch_size=batch_size,
                             num_workers=num_workers)
         named, _, _ = extract_features(self.model, loader, self.device, self.flip, self.amp,
-                                       progress=progress,
-                                       desc='embedding')
+                                       progress=progress, desc='embedding')
         return Embeddings({k: named[k] for k in self.lambdas}, self.lambdas, keys)

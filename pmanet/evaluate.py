@@ -25,7 +25,7 @@ from .occlusion import MANIFEST_NAME
 from .features import embed_records
 
 # %% auto #0
-__all__ = ['top_matches', 'ranked_lists_image', 'per_camera_table', 'ReidResult', 'fused_distance_fn', 'evaluate_reid',
+__all__ = ['top_matches', 'ranked_lists_image', 'per_camera_table', 'ReidResult', 'fused_distance_fn', 'rescore', 'evaluate_reid',
            'occluded_query_records', 'response_maps', 'response_maps_image']
 
 # %% ../nbs/34_evaluate.ipynb #6fe72f93
@@ -42,7 +42,7 @@ def top_matches(distmat, # (Q, G) distances
     idx = np.argsort(d, axis=1, kind='stable')[:, :k]
     return idx, g_pids[idx] == q_pids[queries, None]
 
-# %% ../nbs/34_evaluate.ipynb #4405442b
+# %% ../nbs/34_evaluate.ipynb #3fdd2330
 def ranked_lists_image(distmat, # (Q, G) distances, or dict label -> distances (one row per label)
                        q_images, g_images, # sequences of paths or RGB uint8 arrays
                        q_pids, g_pids, q_camids, g_camids, # identities and cameras
@@ -64,8 +64,7 @@ def ranked_lists_image(distmat, # (Q, G) distances, or dict label -> distances (
             if label is not None:
                 strip = np.full((row.shape[0], 110, 3), 255, np.uint8)
                 cv2.putText(strip, str(label)[:14], (4, row.shape[0] // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX,
-                            0.45,
-                            (0, 0, 0), 1, cv2.LINE_AA)
+                            0.45, (0, 0, 0), 1, cv2.LINE_AA)
                 row = np.concatenate([strip, row], 1)
             rows.append(row)
     img = stack_rows(rows)
@@ -140,15 +139,30 @@ def fused_distance_fn(lambdas:dict, # name -> fusion weight
     return lambda q, g: torch.from_numpy(re_ranking_features(q, g, distance=scaled, progress=progress,
                                                              **preset))
 
-# %% ../nbs/34_evaluate.ipynb #1af3c43d
+# %% ../nbs/34_evaluate.ipynb #597e54ce
+def rescore(result:ReidResult, # a query-gallery evaluation
+            names, # the embeddings to keep, e.g. ('f_g', 'g') for PMANet° from PMANet
+            rerank:str|None=None, # None, or a key of RERANK_PRESETS
+            max_rank:int=50) -> ReidResult: # length of the CMC curve
+    "`result` scored with only the embeddings `names` (their fusion weights unchanged)."
+    keep = [k for k in result.query.named if k in names]
+    if not keep: raise ValueError(f"none of {list(names)} is among the embeddings {list(result.query.named)}")
+    pick = lambda e: Embeddings({k: e.named[k] for k in keep}, {k: e.lambdas[k] for k in keep}, e.keys)
+    query, gallery = pick(result.query), pick(result.gallery)
+    distmat = fused_distance_fn(query.lambdas, rerank)(query.fused(), gallery.fused())
+    metrics, cmc = _rank_metrics(distmat, result.q_pids, result.g_pids, result.q_camids, result.g_camids,
+                                 max_rank)
+    return ReidResult(metrics, distmat, cmc, query, gallery, result.q_pids, result.g_pids, result.q_camids,
+                      result.g_camids, result.q_records, result.g_records)
+
+# %% ../nbs/34_evaluate.ipynb #e9140112
 def _rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank:int=50) -> tuple[dict, np.ndarray]:
     "mAP, CMC@1/5/10, mINP and query counts of one ranking (VeRi776/Market protocol); and the CMC curve."
     r = rank_queries(distmat, q_pids, g_pids, q_camids, g_camids)
     if not r.valid.any():
         raise ValueError(
             "no query has a true match in the gallery (its identity seen by "
-            "another camera); "
-            "check that the query and gallery records come from the same dataset"
+            "another camera); check that the query and gallery records come from the same dataset"
         )
     cmc = r.cmc(min(max_rank, r.num_gallery))
     m = {'mAP': float(np.mean(r.ap[r.valid])),
@@ -156,7 +170,7 @@ def _rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank:int=50) 
          'mINP': float(np.mean(r.inp[r.valid])), 'queries': len(r.first), 'skipped': r.num_skipped}
     return m, cmc
 
-# %% ../nbs/34_evaluate.ipynb #7c1df030
+# %% ../nbs/34_evaluate.ipynb #0f1f993c
 def evaluate_reid(model:torch.nn.Module, # returns named embeddings in eval mode
                   data:ReidDataset, # its query and gallery (VehicleID: the test pool) are evaluated
                   store=None, # part store for PMANet's Partial Tasks; None: PMANet° (images only)
@@ -184,8 +198,7 @@ def evaluate_reid(model:torch.nn.Module, # returns named embeddings in eval mode
     if data.protocol == 'vehicleid':
         if query_records is not None:
             raise ValueError("VehicleID draws its queries from the test pool (10 splits); occluded query "
-                             "sets apply to "
-                             "query-gallery datasets")
+                             "sets apply to query-gallery datasets")
         feats, pids, camids = embed(data.gallery, store)
         pool = Embeddings(feats, _used_lambdas(lambdas, feats), [r.key for r in data.gallery])
         vid = evaluate_vehicleid(pool.fused(), pids, fused_distance_fn(pool.lambdas, rerank, progress))

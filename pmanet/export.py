@@ -161,7 +161,7 @@ def compare_to_eager(embedder:Embedder, # the model that was exported
     with torch.no_grad(): eager = embedder.inference_model()(x.to(embedder.device))
     return {k: float(np.abs(v - eager[k].float().cpu().numpy()).max()) for k, v in exported(x).items()}
 
-# %% ../nbs/52_export.ipynb #b7581e35
+# %% ../nbs/52_export.ipynb #4909c9a9
 class ExportError(PmanetError, RuntimeError):
     "An exported model that does not reproduce eager PyTorch: it must not be deployed."
 
@@ -186,5 +186,4 @@ def export_command(checkpoint:str, # trained model: a checkpoint with a model_sp
           f"lambdas {emb.lambdas}); max |exported - eager| on a batch of 3: {max(diff.values()):.1e}")
     if diff['embedding'] > 1e-3:
         raise ExportError(f"the exported model {path} differs from eager PyTorch by {diff['embedding']:.1e} "
-                          "on the unit "
-                          "embedding; do not deploy it")
+                          "on the unit embedding; do not deploy it")

@@ -18,7 +18,7 @@ from .outputs import MissingOutputError, ModelOutput
 # %% auto #0
 __all__ = ['flip_batch', 'image_forward', 'parts_forward', 'embed_batch', 'extract_features', 'embed_records']
 
-# %% ../nbs/33_features.ipynb #40787333
+# %% ../nbs/33_features.ipynb #df6135a5
 def flip_batch(batch:dict) -> dict:
     "The batch mirrored left-right: image and mask flipped, normalised boxes x1, x2 -> 1 - x2, 1 - x1."
     out = {**batch, 'image': batch['image'].flip(-1)}
@@ -34,8 +34,7 @@ def parts_forward(model, batch:dict):
     "A model with Partial Tasks (PMANet): images, masks and part boxes from the batch."
     if 'boxes' not in batch:
         raise MissingOutputError("the store gives masks but no part boxes: PMANet's Partial Tasks need a "
-                                 "part store "
-                                 "(`pmanet parts`); pass store=None for PMANet°")
+                                 "part store (`pmanet parts`); pass store=None for PMANet°")
     return model(batch['image'], batch['mask'], batch['boxes'])
 
 def _named(out) -> dict:

@@ -57,7 +57,7 @@ def _append(path:Path, size:int, data:bytes):
         f.flush()
         os.fsync(f.fileno())
 
-# %% ../nbs/51_gallery.ipynb #a8fffa21
+# %% ../nbs/51_gallery.ipynb #db86bae5
 class GalleryIndex:
     """Unit embeddings on disk (float32 memory map) with their keys and paths: appendable, atomic, searched in
     chunks."""
@@ -90,8 +90,7 @@ class GalleryIndex:
         h = json.loads((self.root/INDEX_FILE).read_text())
         if h.get('format') != INDEX_FORMAT:
             raise GalleryIndexError(f"{self.root/INDEX_FILE} has format {h.get('format')!r}, not "
-                                    f"{INDEX_FORMAT!r}: "
-                                    "rebuild the index")
+                                    f"{INDEX_FORMAT!r}: rebuild the index")
         n, d = h['count'], h['dim']
         size = lambda name: (self.root/name).stat().st_size if (self.root/name).exists() else 0
         if short := [f"{name} ({size(name)} < {s} bytes)" for name, s in

@@ -78,7 +78,7 @@ def grabcut_mask(image:np.ndarray, # RGB (or BGR: GrabCut's colour models do not
     rect = np.zeros((h, w), np.uint8); rect[y:y + rh, x:x + rw] = 1
     return rect, reason
 
-# %% ../nbs/10_grabcut.ipynb #1055297c
+# %% ../nbs/10_grabcut.ipynb #053ad9d5
 def toy_vehicle(size:int=96, # image side in pixels
                 seed:int=0, # seeds the colours, texture and placement
                 scale:float=1.0) -> tuple[np.ndarray,
@@ -91,9 +91,7 @@ def toy_vehicle(size:int=96, # image side in pixels
                                 rng.integers(0, 255, 3).tolist(), 1)
     mask = np.zeros((s, s), np.uint8)
     cx, cy, bw, bh = (
-        s * rng.uniform(0.42, 0.58),
-        s * rng.uniform(0.5, 0.6),
-        s * scale * rng.uniform(0.55, 0.7),
+        s * rng.uniform(0.42, 0.58), s * rng.uniform(0.5, 0.6), s * scale * rng.uniform(0.55, 0.7),
         s * scale * rng.uniform(0.22, 0.3),
     )
     colour = rng.integers(0, 256, 3); colour[rng.integers(3)] = 230; colour[rng.integers(3)] = 30
@@ -162,7 +160,7 @@ def _run_jobs(jobs:list, workers:int, bar:dict) -> list:
             "run again to resume"
         ) from None
 
-# %% ../nbs/10_grabcut.ipynb #44341f10
+# %% ../nbs/10_grabcut.ipynb #a675943c
 def make_pseudo_masks(source, # a dataset root, or records with `.path` and `.key`
                       store_dir, # the mask store folder (created if needed; an existing one is resumed)
                       workers:int=0, # worker processes (0: one per CPU core; 1: in this process)
@@ -189,14 +187,10 @@ def make_pseudo_masks(source, # a dataset root, or records with `.path` and `.ke
     results = _run_jobs(jobs, workers, bar)
     unreadable = [err for _, _, err in results if err]
     run = dict(
-        shard=f"{i}/{n}",
-        images=len(mine),
-        skipped=len(mine) - len(jobs),
+        shard=f"{i}/{n}", images=len(mine), skipped=len(mine) - len(jobs),
         computed=len(results) - len(unreadable),
-        fallbacks=dict(Counter(r for _, r, err in results if r and not err)),
-        unreadable=len(unreadable),
-        seconds=round(time.perf_counter() - t0, 1),
-        workers=workers,
+        fallbacks=dict(Counter(r for _, r, err in results if r and not err)), unreadable=len(unreadable),
+        seconds=round(time.perf_counter() - t0, 1), workers=workers,
     )
     rep = dict(store=store.report(), run=run)
     with atomic_write(Path(store_dir)/'report.json', 'w') as f: json.dump(rep, f, indent=2)
@@ -206,7 +200,7 @@ def make_pseudo_masks(source, # a dataset root, or records with `.path` and `.ke
                              "Fix or remove them and re-run the same command (finished images are skipped)")
     return rep
 
-# %% ../nbs/10_grabcut.ipynb #c0092ee9
+# %% ../nbs/10_grabcut.ipynb #1161e25e
 def pseudo_masks_command(root:str, # every image below it gets a mask, keyed by its relative path
                  out:str, # the mask store folder (created; running again resumes it)
                  # 'veri776' or 'vehicleid': read ROOT with pmanet.datasets and mask its training images only
@@ -222,8 +216,7 @@ def pseudo_masks_command(root:str, # every image below it gets a mask, keyed by 
     readers = {'veri776': read_veri776, 'vehicleid': read_vehicleid}
     if dataset is not None and dataset not in readers:
         raise UsageError(f"unknown --dataset {dataset!r}; use {' or '.join(readers)}, or leave it out to "
-                         "mask every "
-                         "image under ROOT")
+                         "mask every image under ROOT")
     cfg = GrabCutConfig(margin=margin, iters=iters, max_fg=max_fg, seed=seed)
     default = GrabCutConfig()
     opts = (f" --dataset {dataset}" if dataset else '') + ''.join(

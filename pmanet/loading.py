@@ -31,7 +31,7 @@ __all__ = ['RandomIdentitySampler', 'DistributedIdentitySampler', 'RandomImageEr
            'pad_pixels', 'train_transform', 'eval_transform', 'ReidImageDataset', 'make_train_loader',
            'set_loader_epoch', 'make_eval_loader']
 
-# %% ../nbs/06_loading.ipynb #f33b49c4
+# %% ../nbs/06_loading.ipynb #bc57cfcf
 class RandomIdentitySampler(Sampler):
     """Batch sampler of P identities x Q images, every identity in every epoch; deterministic from (seed,
     epoch)."""
@@ -43,12 +43,7 @@ class RandomIdentitySampler(Sampler):
                  rank:int=0): # this process's rank
         if not 0 <= rank < num_replicas: raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
         self.P, self.Q, self.seed, self.num_replicas, self.rank, self.epoch = (
-            P,
-            Q,
-            seed,
-            num_replicas,
-            rank,
-            0,
+            P, Q, seed, num_replicas, rank, 0,
         )
         by_pid = defaultdict(list)
         for i, p in enumerate(pids): by_pid[int(p)].append(i)
@@ -179,7 +174,7 @@ class AugmentConfig(Config):
     mean: tuple = IMAGENET_MEAN            # normalisation, ImageNet's (BoT)
     std: tuple = IMAGENET_STD
 
-# %% ../nbs/06_loading.ipynb #97962b6f
+# %% ../nbs/06_loading.ipynb #25cfd9ba
 def pad_pixels(cfg:AugmentConfig) -> int:
     "The pad + crop margin in pixels: `cfg.pad`, or BoT's 10 px per 256 px of input height when it is None."
     return cfg.pad if cfg.pad is not None else round(10 * cfg.size[0] / 256)
@@ -188,8 +183,7 @@ def train_transform(cfg:AugmentConfig|None=None) -> v2.Compose: # default: Augme
     "Joint training augmentation of an image, its `tv_tensors.Mask` and `BoundingBoxes` (paper IV-B-1, BoT)."
     cfg = cfg or AugmentConfig()
     return v2.Compose([
-        v2.Resize(cfg.size, antialias=True),
-        v2.RandomHorizontalFlip(cfg.flip_p),
+        v2.Resize(cfg.size, antialias=True), v2.RandomHorizontalFlip(cfg.flip_p),
         v2.RandomCrop(cfg.size, padding=pad_pixels(cfg) or None, fill=0),
         v2.ToDtype(torch.float32, scale=True),                       # images only; masks stay uint8
         RandomImageErasing(cfg.erasing_p, cfg.erasing_scale, cfg.erasing_ratio, value=cfg.mean),

@@ -116,7 +116,7 @@ def _branches(x:torch.Tensor, K:int) -> list: # (B, K*D) -> K tensors (B, D)
                                         f"{K} branches")
     return list(x.unflatten(1, (K, -1)).unbind(1))
 
-# %% ../nbs/13_losses.ipynb #e13c63fb
+# %% ../nbs/13_losses.ipynb #4c296032
 class PMNetLoss(nn.Module):
     "PMNet's total objective (paper eq. 8): HUL-weighted ID losses + L_PT + triplet losses on f_g, g and h."
     def __init__(self, num_parts:int=3, # K: splits g and h into branches when feature_concat is off
@@ -135,9 +135,7 @@ class PMNetLoss(nn.Module):
         self.K, self.margin, self.soft_margin = num_parts, margin, soft_margin
         self.gamma, self.label_smoothing = gamma, label_smoothing
         self.classification_tasks, self.part_transfer_task, self.pt_loss = (
-            classification_tasks,
-            part_transfer_task,
-            pt_loss,
+            classification_tasks, part_transfer_task, pt_loss,
         )
         self.feature_sum, self.feature_concat = feature_sum, feature_concat
         self.weighting = (UncertaintyWeighting(start_epoch=hul_start_epoch) if weighting == 'hul'
@@ -171,8 +169,7 @@ class PMNetLoss(nn.Module):
             pre = getattr(o, f'{s}_pre')
             if self.part_transfer_task and self.feature_concat:
                 ids[f'id_{s}'], other[f'triplet_{s}'] = (
-                    ce(o.require(f'logits_{s}', 'feature_concat')),
-                    tri(pre),
+                    ce(o.require(f'logits_{s}', 'feature_concat')), tri(pre),
                 )
             elif self.part_transfer_task:
                 other[f'triplet_{s}'] = mean([tri(z) for z in _branches(pre, K)])

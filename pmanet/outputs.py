@@ -18,7 +18,7 @@ from .core import PmanetError
 __all__ = ['EMBEDDINGS', 'MissingOutputError', 'ModelOutput', 'fuse_embeddings', 'cosine_distance', 'fused_distance',
            'Embeddings']
 
-# %% ../nbs/11_outputs.ipynb #4baf6fa0
+# %% ../nbs/11_outputs.ipynb #2a6fb765
 EMBEDDINGS = ('f_g', 'g',
               'h')  # the test-time embeddings (paper IV-B-2), weighted by lambda_1, lambda_2, lambda_3
 
@@ -52,8 +52,7 @@ class ModelOutput:
         value = getattr(self, name)
         if value is None:
             raise MissingOutputError(f"{why} needs the model output {name!r}, which the model did not "
-                                     "compute: build the "
-                                     "model and the criterion from the same config")
+                                     "compute: build the model and the criterion from the same config")
         return value
 
     def embeddings(self) -> dict:

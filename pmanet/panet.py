@@ -95,14 +95,13 @@ class PANet(nn.Module):
     def embedding_names(cls, spec: dict, masks: bool = False) -> list:
         return []  # masks and parts, not a search model
 
-# %% ../nbs/14_panet.ipynb #cae06062
+# %% ../nbs/14_panet.ipynb #f0059f64
 class PANetLoss(nn.Module):
     "PANet's objective: w_ce * CE + w_tri * triplet + w_mse * MSE(decoder mask, GrabCut mask)."
     def __init__(self, cfg:PANetConfig): # loss settings
         super().__init__()
         self.bot, self.weights = (
-            BoTLoss(cfg.margin, label_smoothing=cfg.label_smoothing),
-            tuple(cfg.loss_weights),
+            BoTLoss(cfg.margin, label_smoothing=cfg.label_smoothing), tuple(cfg.loss_weights),
         )
 
     def forward(self, out:ModelOutput, batch:dict) -> dict: # batch with 'pid' and 'mask'

@@ -38,7 +38,7 @@ def predict_parts(panet:PANet, # a trained PANet in eval mode
     masks = (out.mask[:, 0] > panet.cfg.mask_threshold).to(torch.uint8).cpu().numpy()
     return masks, generator(TrilinearAttention()(out.feature_map))
 
-# %% ../nbs/17_part_inference.ipynb #80121668
+# %% ../nbs/17_part_inference.ipynb #4a7b025f
 def make_part_store(panet:PANet, # a trained PANet (see `load_panet`)
                     records:list, # ImageRecords to process (all splits PMNet will see)
                     store_dir, # the part store folder (created, or resumed)
@@ -57,8 +57,7 @@ def make_part_store(panet:PANet, # a trained PANet (see `load_panet`)
     done = Store(store_dir) if (Path(store_dir)/'manifest.json').exists() else {}
     todo = [r for r in records if r.key not in done]
     loader = make_eval_loader(
-        ReidImageDataset(todo, eval_transform(AugmentConfig(size=tuple(panet.cfg.image_size)))),
-        batch_size,
+        ReidImageDataset(todo, eval_transform(AugmentConfig(size=tuple(panet.cfg.image_size)))), batch_size,
         num_workers,
     )
     generator, panet = PartBoxGenerator(part_cfg), panet.to(dev).eval()

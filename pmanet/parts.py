@@ -24,13 +24,11 @@ from .store import Store
 __all__ = ['PartConfig', 'binarise_channels', 'channel_centres', 'boxes_around', 'uniform_boxes', 'PartBoxGenerator',
            'part_boxes_throughput', 'check_part_entry', 'write_part_store', 'show_parts']
 
-# %% ../nbs/16_parts.ipynb #610884ab
+# %% ../nbs/16_parts.ipynb #3eee20ad
 @dataclass
 class PartConfig(Config):
     "How part boxes are made (paper III-A-2)."
-    method: str = (
-        'kmeans'  # 'kmeans' (paper III-A-2) or 'uniform': K horizontal stripes (ablation R1, Table III)
-    )
+    method: str = 'kmeans'  # 'kmeans' (paper III-A-2) or 'uniform': K horizontal stripes (ablation R1)
     k: int = 3              # number of parts K (paper IV-B: K = 3)
     seed: int = 0           # k-means seed (sklearn `random_state`)
     n_init: int = 4         # k-means restarts; the run with the lowest inertia is kept

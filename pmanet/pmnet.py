@@ -23,7 +23,7 @@ from .attention import ATTENTION_KINDS, make_attention
 # %% auto #0
 __all__ = ['ABLATIONS', 'PMNetConfig', 'ablation_config', 'part_task_input', 'PartBranch', 'PMNet', 'pmnet_forward']
 
-# %% ../nbs/21_pmnet.ipynb #b1b2c2ce
+# %% ../nbs/21_pmnet.ipynb #a7a626c7
 @dataclass
 class PMNetConfig(Config):
     "PMNet's architecture and loss settings (paper III-B, III-C, IV-B) with every ablation of Tables III-VII."
@@ -36,8 +36,9 @@ class PMNetConfig(Config):
     attention_reduction: int = 16          # channel-MLP reduction of MAM and SE
     shared_attention: bool = True          # one MAM_k shared by MT_k and PT_k (Table V row 1: False)
     global_head: bool = True               # the global feature learning head (Table III Exp-5: False)
-    part_head: str = 'pmlh'  # 'pmlh' or 'plain': K part branches without Main Tasks (R2, Exp-2/6)
-    part_source: str = 'panet'  # boxes from PANet's part store or 'uniform' stripes (R1, Exp-4); data side
+    part_head: str = 'pmlh'                # 'plain' (R2, no Main Tasks) or 'none' (Exp-1: global head alone)
+    part_source: str = 'panet'             # boxes from PANet's part store or 'uniform' stripes (R1, Exp-4)
+    part_mask: bool = True                 # Partial Tasks see the refined mask (False: the whole map; Exp-4)
     classification_tasks: bool = True      # Tasks 2-3, ID losses on f_M and f_P (Table VI row 1)
     part_transfer_task: bool = True        # Task 4: ID and triplet losses on g and h, L_PT (Table VI row 2)
     pt_loss: bool = True                   # the Part Transfer loss, eq. 3 (Table V rows 2-3)
@@ -59,11 +60,16 @@ class PMNetConfig(Config):
                          self.classification_tasks, self.part_transfer_task, self.pt_loss, self.feature_sum,
                          self.feature_concat, self.loss_weighting, self.hul_start_epoch, self.fixed_weights)
 
-# %% ../nbs/21_pmnet.ipynb #5a29f05e
+# %% ../nbs/21_pmnet.ipynb #798e5deb
 def _check_config(c:PMNetConfig):
     "Raise `ConfigError` for a choice or combination PMNet cannot build."
-    choices = {'depth': tuple(RESNET_CHANNELS), 'attention': ATTENTION_KINDS, 'part_head': ('pmlh', 'plain'),
-               'part_source': ('panet', 'uniform'), 'loss_weighting': ('hul', 'fixed')}
+    choices = {
+        'depth': tuple(RESNET_CHANNELS),
+        'attention': ATTENTION_KINDS,
+        'part_head': ('pmlh', 'plain', 'none'),
+        'part_source': ('panet', 'uniform'),
+        'loss_weighting': ('hul', 'fixed'),
+    }
     for name, ok in choices.items():
         if getattr(c, name) not in ok: raise ConfigError(f"PMNetConfig.{name} = {getattr(c, name)!r}; use "
                                                          f"one of {', '.join(map(str, ok))}")
@@ -73,16 +79,20 @@ def _check_config(c:PMNetConfig):
     if len(c.fixed_weights) != 5 or min(c.fixed_weights) < 0:
         raise ConfigError("PMNetConfig.fixed_weights needs 5 non-negative weights (f_g, f_M, f_P, g, h), "
                           f"got {c.fixed_weights}")
+    if c.part_head == 'none' and not c.global_head:
+        raise ConfigError("part_head='none' and global_head=False leave PMNet without any head")
     if not (c.classification_tasks or c.part_transfer_task):
         raise ConfigError("classification_tasks and part_transfer_task cannot both be False: no loss would "
                           "train the part branches")
 
-# %% ../nbs/21_pmnet.ipynb #e25dcd5c
+# %% ../nbs/21_pmnet.ipynb #4e2f001d
 ABLATIONS = {
     'pmanet': {},
     'exp2_plain_no_attention': dict(part_head='plain', attention='none'),
     'exp3_no_attention': dict(attention='none'),
+    'exp1_global_only': dict(part_head='none'),
     'exp4_uniform_parts': dict(part_source='uniform'),
+    'exp4_uniform_parts_no_mask': dict(part_source='uniform', part_mask=False),
     'exp5_no_global_head': dict(global_head=False),
     'exp6_plain_branches': dict(part_head='plain'),
     'se_attention': dict(attention='se'),
@@ -98,7 +108,8 @@ ABLATIONS = {
     'wr_21111': dict(loss_weighting='fixed', fixed_weights=(2.0, 1.0, 1.0, 1.0, 1.0)),
     'wr_41111': dict(loss_weighting='fixed', fixed_weights=(4.0, 1.0, 1.0, 1.0, 1.0)),
     'hul_from_epoch30': dict(hul_start_epoch=30),
-}  # Tables III-VII as changes to PMNetConfig's defaults (Table III Exp-1 is the BoT baseline)
+    'hul_no_label_smoothing': dict(label_smoothing=0.0),
+}  # Tables III-VII as changes to PMNetConfig's defaults
 
 # %% ../nbs/21_pmnet.ipynb #783ce308
 def ablation_config(name:str, # a key of ABLATIONS
@@ -180,7 +191,7 @@ def _task_outputs(results:list, # K (pre, post, logits) triples of one task
     if classifier is not None: out[f'logits_{feat}'] = classifier(out[feat])
     return out
 
-# %% ../nbs/21_pmnet.ipynb #0ddeff1b
+# %% ../nbs/21_pmnet.ipynb #1ae2b449
 @register_model('pmnet')
 class PMNet(nn.Module):
     "Part-Mentored Network (paper Fig. 5): shared trunk, global head (GFLH) and part-mentored head (PMLH)."
@@ -194,12 +205,12 @@ class PMNet(nn.Module):
         self.trunk = bb.trunk
         self.layer4_global = bb.make_layer4() if cfg.global_head else None
         self.global_neck = BNNeck(C, num_classes) if cfg.global_head else None
-        self.layer4_part = bb.make_layer4()
+        K = K if cfg.part_head != 'none' else 0                          # Exp-1: no part branches
+        self.layer4_part = bb.make_layer4() if K else None
         main, n = cfg.part_head == 'pmlh', num_classes if cfg.classification_tasks else None
         self.branches = nn.ModuleList(PartBranch(C, D, n, cfg.attention, cfg.attention_reduction,
-                                                 cfg.shared_attention,
-                                                 main) for _ in range(K))
-        concat = cfg.part_transfer_task and cfg.feature_concat
+                                                 cfg.shared_attention, main) for _ in range(K))
+        concat = cfg.part_transfer_task and cfg.feature_concat and K > 0
         self.classifier_g = _classifier(K * D, num_classes) if concat and main else None
         self.classifier_h = _classifier(K * D, num_classes) if concat else None
 
@@ -209,11 +220,12 @@ class PMNet(nn.Module):
         "Training: every output PMNetLoss reads; evaluation: f_g and g (and h with masks and boxes)."
         if (masks is None) != (boxes is None):
             raise ValueError("pass both masks and boxes (Partial Tasks) or neither (PMANet°)")
-        parts, main = masks is not None, self.cfg.part_head == 'pmlh'
-        if self.training and not parts:
+        branches, main = len(self.branches) > 0, self.cfg.part_head == 'pmlh'
+        parts = masks is not None and branches       # the global head alone (Exp-1) ignores masks and boxes
+        if self.training and branches and not parts:
             raise ValueError("PMNet trains with its Partial Tasks: pass the refined masks and part boxes "
                              "(batch['mask'], batch['boxes'])")
-        if not main and not parts:
+        if self.cfg.part_head == 'plain' and not parts:
             raise ValueError(
                 "part_head='plain' (ablation R2) learns from part crops only: it needs masks and boxes "
                 "at test time too"
@@ -222,17 +234,22 @@ class PMNet(nn.Module):
         if self.layer4_global is not None:
             pre, post, logits = self.global_neck(F.adaptive_avg_pool2d(self.layer4_global(x), 1).flatten(1))
             out.update(f_g_pre=pre, f_g=post, logits_f_g=logits)
+        if not branches: return self._outputs(out)
         p4 = self.layer4_part(x)
         fmaps = torch.stack([b.reduce(p4) for b in self.branches], 1)              # (B, K, D, h, w): F_k
         if main:
             tasks = [b.main_task(fmaps[:, k]) for k, b in enumerate(self.branches)]
             out.update(_task_outputs(tasks, 'g', 'M', self.classifier_g))
         if parts:
-            pin = part_task_input(fmaps, masks, boxes)
+            # part_mask=False (a reading of Exp-4): the crops see the whole map, not the vehicle alone
+            pin = part_task_input(fmaps, masks if self.cfg.part_mask else torch.ones_like(masks), boxes)
             tasks = [b.partial_task(pin[:, k]) for k, b in enumerate(self.branches)]
             out.update(_task_outputs(tasks, 'h', 'P', self.classifier_h))
-        if not self.training: out = {k: out[k] for k in EMBEDDINGS if k in out}
-        return ModelOutput(**out)
+        return self._outputs(out)
+
+    def _outputs(self, out:dict) -> ModelOutput:
+        "Every field in training; in evaluation only the embeddings."
+        return ModelOutput(**(out if self.training else {k: out[k] for k in EMBEDDINGS if k in out}))
 
     def spec(self) -> dict: return {'config': self.cfg.to_dict(), 'num_classes': self.num_classes}
 
@@ -250,7 +267,7 @@ class PMNet(nn.Module):
         return (
             ['f_g'] * c.get('global_head', True)
             + ['g'] * (c.get('part_head', 'pmlh') == 'pmlh')
-            + ['h'] * masks
+            + ['h'] * (masks and c.get('part_head', 'pmlh') != 'none')
         )
 
     @classmethod

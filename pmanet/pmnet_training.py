@@ -89,7 +89,7 @@ def reid_evaluator(data:ReidDataset, # its test split is scored
         return out
     return evaluate
 
-# %% ../nbs/35_pmnet_training.ipynb #47ed3d07
+# %% ../nbs/35_pmnet_training.ipynb #0a5108cd
 def fit_pmnet(data:ReidDataset, # the dataset: trains on `data.train`, scores on its test split
               # part store from `pmanet parts` (part_source='uniform': any mask store)
               parts,
@@ -115,7 +115,7 @@ def fit_pmnet(data:ReidDataset, # the dataset: trains on `data.train`, scores on
                             data.train + ((data.query + data.gallery) if train_cfg.eval_every else []))
     loader = training_loader(ReidImageDataset(data.train, train_transform(augment), store), P, Q, train_cfg)
     model, criterion = PMNet(cfg, data.num_train_pids), cfg.make_criterion()
-    evaluate = reid_evaluator(data, cfg.image_size, store, criterion, parts_free=cfg.part_head == 'pmlh',
+    evaluate = reid_evaluator(data, cfg.image_size, store, criterion, parts_free=cfg.part_head != 'plain',
                               num_workers=train_cfg.workers)
     spec = model_spec(model, augment.size, augment.mean, augment.std)
     trainer = Trainer(model, criterion, loader, run_dir, train_cfg, forward=pmnet_forward, evaluate=evaluate,
@@ -123,7 +123,7 @@ def fit_pmnet(data:ReidDataset, # the dataset: trains on `data.train`, scores on
     trainer.fit()
     return trainer
 
-# %% ../nbs/35_pmnet_training.ipynb #d59067af
+# %% ../nbs/35_pmnet_training.ipynb #44f30416
 def fit_baseline(data:ReidDataset, # the dataset: trains on `data.train`, scores on its test split
                  run_dir, # where checkpoints, logs and curves go
                  depth:int=50, # ResNet depth: 18, 34, 50 or 101
@@ -134,7 +134,7 @@ def fit_baseline(data:ReidDataset, # the dataset: trains on `data.train`, scores
                  P:int=4, Q:int=8, # identities per batch, images per identity
                  resume=None, # None, a checkpoint path, or 'auto'
                  margin:float=0.3) -> Trainer: # BoT's triplet margin
-    """Train the BoT baseline (Table III Exp-1) with BoT's loss and PMNet's schedule and augmentation; returns
+    """Train the BoT baseline (paper Table I) with BoT's loss and PMNet's schedule and augmentation; returns
     the `Trainer`."""
     train_cfg, augment = train_cfg or TrainConfig(), augment or AugmentConfig(size=tuple(image_size))
     start_run(train_cfg)
@@ -146,12 +146,12 @@ def fit_baseline(data:ReidDataset, # the dataset: trains on `data.train`, scores
     trainer.fit()
     return trainer
 
-# %% ../nbs/35_pmnet_training.ipynb #74c541c1
+# %% ../nbs/35_pmnet_training.ipynb #bf5a8597
 def train_command(root:str, # dataset folder
                   parts:str, # part store folder from `pmanet parts` ('none' for --model bot)
                   out:str, # run folder: last.pt, metrics.jsonl, config.yaml, training_curves.png
                   dataset:str='veri776', # layout: veri776 (also the synthetic set), vehicleid or folder
-                  model:str='pmnet', # 'pmnet', or 'bot' for the BoT baseline (Table III Exp-1)
+                  model:str='pmnet', # 'pmnet', or 'bot' for the BoT baseline (Table I)
                   ablation:str=None, # a key of pmanet.pmnet.ABLATIONS (Tables III-VII)
                   config:str=None, # a PMNetConfig YAML/JSON file (default: the paper's settings)
                   epochs:int=None, # training epochs (default: TrainConfig's 120, BoT's schedule length)
@@ -229,7 +229,7 @@ def _occluded_part_store(panet:str|None, records:list, main_store, cfg:PMNetConf
                     device=device, progress=False)
     return open_part_store(dest, cfg, records)
 
-# %% ../nbs/35_pmnet_training.ipynb #9100b6cb
+# %% ../nbs/35_pmnet_training.ipynb #7ba5c517
 def eval_command(checkpoint:str, # a checkpoint from `pmanet train` (e.g. RUN/last.pt)
                   root:str, # dataset folder
                   dataset:str='veri776', # layout: veri776 (also the synthetic set), vehicleid or folder
@@ -266,8 +266,7 @@ def eval_command(checkpoint:str, # a checkpoint from `pmanet train` (e.g. RUN/la
     q_store = (_occluded_part_store(panet, q_records, store, cfg, occluded, workers, device)
                if occluded and store is not None else None)
     res = evaluate_reid(loaded.model, data, store, lam, tuple(loaded.spec['image_size']), batch_size,
-                        workers, device,
-                        flip, rerank, q_records, q_store)
+                        workers, device, flip, rerank, q_records, q_store)
     name = 'BoT' if kind == 'bot' else 'PMANet' if store is not None else 'PMANet°'
     keys = ('CMC@1', 'CMC@5', 'MRR') if res.vehicleid else ('mAP', 'CMC@1', 'CMC@5', 'CMC@10', 'mINP',
                                                             'skipped')

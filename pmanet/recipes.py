@@ -18,11 +18,10 @@ from .cli import resolve_command
 __all__ = ['PAPER_RESULTS', 'DATASET_FOLDERS', 'DISTRIBUTED_COMMANDS', 'compare_with_paper', 'eval_metrics', 'dataset_root',
            'cli_command', 'run_command']
 
-# %% ../nbs/90_recipes.ipynb #521d4b57
+# %% ../nbs/90_recipes.ipynb #aef560b5
 PAPER_RESULTS = {  # table -> title, metric names, {row label: values in %} (paper IV-C, IV-D, IV-E)
     'I': dict(
-        title='VeRi776: comparison with the state of the art',
-        metrics=('mAP', 'CMC@1', 'CMC@5'),
+        title='VeRi776: comparison with the state of the art', metrics=('mAP', 'CMC@1', 'CMC@5'),
         rows={
             'SPAN [8] (EA)': (68.9, 94.0, 97.6),
             'PRReID [2] (EA)': (70.2, 92.2, 97.9),
@@ -56,8 +55,7 @@ PAPER_RESULTS = {  # table -> title, metric names, {row label: values in %} (pap
         },
     ),
     'III': dict(
-        title='VeRi776: components (with Partial Tasks at test time)',
-        metrics=('mAP', 'CMC@1', 'CMC@5'),
+        title='VeRi776: components (with Partial Tasks at test time)', metrics=('mAP', 'CMC@1', 'CMC@5'),
         rows={
             'Exp-1': (72.4, 94.6, 97.2),
             'Exp-2': (78.5, 95.7, 98.0),
@@ -69,8 +67,7 @@ PAPER_RESULTS = {  # table -> title, metric names, {row label: values in %} (pap
         },
     ),
     'IV': dict(
-        title='VeRi776: MAM against other attention modules',
-        metrics=('mAP', 'CMC@1', 'CMC@5'),
+        title='VeRi776: MAM against other attention modules', metrics=('mAP', 'CMC@1', 'CMC@5'),
         rows={
             'PANet+SE-Net': (81.0, 96.8, 98.2),
             'PANet+Residual Attention Module': (80.7, 96.7, 98.7),
@@ -78,8 +75,7 @@ PAPER_RESULTS = {  # table -> title, metric names, {row label: values in %} (pap
         },
     ),
     'V': dict(
-        title='VeRi776: part transfer',
-        metrics=('mAP', 'CMC@1', 'CMC@5'),
+        title='VeRi776: part transfer', metrics=('mAP', 'CMC@1', 'CMC@5'),
         rows={
             'w/o parameter sharing': (81.1, 96.3, 98.4),
             'w/o L_PT': (80.2, 96.7, 98.6),
@@ -88,8 +84,7 @@ PAPER_RESULTS = {  # table -> title, metric names, {row label: values in %} (pap
         },
     ),
     'VI': dict(
-        title='VeRi776: sub-tasks, feature summation and concatenation',
-        metrics=('mAP', 'CMC@1', 'CMC@5'),
+        title='VeRi776: sub-tasks, feature summation and concatenation', metrics=('mAP', 'CMC@1', 'CMC@5'),
         rows={
             'w/o classification tasks': (78.4, 95.7, 97.9),
             'w/o part transfer task': (79.1, 95.6, 98.1),

@@ -23,7 +23,7 @@ __all__ = ['VIEWS', 'PART_NAMES', 'MARK_PARTS', 'MARK_KINDS', 'PART_PARENT', 'BO
            'make_cameras', 'camera_scene', 'Shot', 'render', 'make_plan', 'summarize_plan', 'make_synthetic',
            'SyntheticGroundTruth', 'load_ground_truth', 'synthetic_command']
 
-# %% ../nbs/04_synthetic.ipynb #d76a4913
+# %% ../nbs/04_synthetic.ipynb #0772ccf5
 @dataclass
 class SyntheticConfig(Config):
     "Size, protocol and difficulty of a synthetic multi-view vehicle Re-ID benchmark in the VeRi776 layout."
@@ -31,21 +31,15 @@ class SyntheticConfig(Config):
     test_ids: int = 20             # identities in image_test and image_query (VeRi776: 200)
     images_per_id: int = 16        # mean images per identity; each draws 0.75x-1.25x this (VeRi776: ~64)
     test_images_per_id: int|None = None  # the same for test identities (None: images_per_id)
-    cameras: int = (
-        12  # cameras c001..cNNN, each with its own views, scene, colour cast, blur, noise (VeRi776: 20)
-    )
+    cameras: int = 12              # cameras c001..: own views, scene, colour cast, blur, noise (VeRi776: 20)
     cameras_per_id: tuple = (2, 5) # an identity passes this many cameras (inclusive range, lower bound >= 2)
     queries_per_camera: int = 1    # query images per (test identity, camera) pair (VeRi776: 1)
     group_size: int = 3  # near-duplicate group size: same body, size and colour, different marks (1: none)
     size: int = 128                # image height in pixels
     aspect: float = 1.0            # image width / height
     truncation: float = 0.15       # mean fraction of images in which the vehicle is cut by the image border
-    occlusion: float = (
-        0.1  # mean fraction of images with a light occluder (pole, foliage) in front of the vehicle
-    )
-    supersample: int = (
-        2  # draw at this multiple of the size, then area-average (anti-aliasing, sub-pixel masks/boxes)
-    )
+    occlusion: float = 0.1         # mean fraction of images with a light occluder (pole, foliage) in front
+    supersample: int = 2           # draw at this multiple of the size, then area-average (anti-aliasing)
     jpeg_quality: int = 90         # fixed JPEG quality (part of what makes the output byte-identical)
     seed: int = 0                  # every random choice derives from this integer
 
@@ -59,8 +53,7 @@ class SyntheticConfig(Config):
         need(2 <= self.cameras <= 999, 'cameras', 'between 2 and 999 (camera ids are cCCC)')
         lo, hi = (tuple(self.cameras_per_id) + (None, None))[:2]
         need(
-            len(self.cameras_per_id) == 2 and 2 <= lo <= hi <= self.cameras,
-            'cameras_per_id',
+            len(self.cameras_per_id) == 2 and 2 <= lo <= hi <= self.cameras, 'cameras_per_id',
             f'a pair (lo, hi) with 2 <= lo <= hi <= cameras={self.cameras} '
             '(every query needs a match from another camera)',
         )
@@ -139,197 +132,125 @@ class BodyType:
     plate: str = 'blue'  # plate colour (VeRi776 is Chinese traffic: blue for cars, yellow for large vehicles)
     marks: tuple = MARK_KINDS  # the mark kinds this body can carry
 
-# %% ../nbs/04_synthetic.ipynb #2eef9833
+# %% ../nbs/04_synthetic.ipynb #9fe1a8a9
 def _profile(*pts): return tuple((float(x), float(z), tag) for x, z, tag in pts)
 
 BODY_TYPES = {
     b.name: b
     for b in [
         BodyType(
-            'sedan',
-            0.32,
-            0.90,
+            'sedan', 0.32, 0.90,
             _profile(
-                (-2.3, 0.30, 'bottom'),
-                (2.3, 0.30, 'front'),
-                (2.3, 0.72, 'chamfer'),
-                (2.05, 0.90, 'top'),
-                (-2.15, 0.90, 'chamfer'),
-                (-2.3, 0.78, 'rear'),
+                (-2.3, 0.30, 'bottom'), (2.3, 0.30, 'front'), (2.3, 0.72, 'chamfer'), (2.05, 0.90, 'top'),
+                (-2.15, 0.90, 'chamfer'), (-2.3, 0.78, 'rear'),
             ),
             (
                 (
                     _profile(
-                        (-1.55, 0.90, 'base'),
-                        (1.05, 0.90, 'windscreen'),
-                        (0.20, 1.43, 'roof'),
+                        (-1.55, 0.90, 'base'), (1.05, 0.90, 'windscreen'), (0.20, 1.43, 'roof'),
                         (-0.95, 1.43, 'rear_window'),
                     ),
-                    0.80,
-                    'cabin',
+                    0.80, 'cabin',
                 ),
             ),
-            0.32,
-            (1.40, -1.40),
-            (-9, 9, 0.97, 9),
-            pillars=(-0.30,),
-            decal=(0, -1.95, 1.95, 0.50, 0.82),
+            0.32, (1.40, -1.40), (-9, 9, 0.97, 9), pillars=(-0.30,), decal=(0, -1.95, 1.95, 0.50, 0.82),
             rear_decal=(0, 'rear', -0.48, 0.48, 0.50, 0.95),
         ),
         BodyType(
-            'hatchback',
-            0.14,
-            0.87,
+            'hatchback', 0.14, 0.87,
             _profile(
-                (-2.05, 0.30, 'bottom'),
-                (2.05, 0.30, 'front'),
-                (2.05, 0.70, 'chamfer'),
-                (1.80, 0.88, 'top'),
-                (-1.98, 0.88, 'chamfer'),
-                (-2.05, 0.80, 'rear'),
+                (-2.05, 0.30, 'bottom'), (2.05, 0.30, 'front'), (2.05, 0.70, 'chamfer'), (1.80, 0.88, 'top'),
+                (-1.98, 0.88, 'chamfer'), (-2.05, 0.80, 'rear'),
             ),
             (
                 (
                     _profile(
-                        (-1.98, 0.88, 'base'),
-                        (0.85, 0.88, 'windscreen'),
-                        (0.0, 1.42, 'roof'),
+                        (-1.98, 0.88, 'base'), (0.85, 0.88, 'windscreen'), (0.0, 1.42, 'roof'),
                         (-1.75, 1.42, 'rear_window'),
                     ),
-                    0.78,
-                    'cabin',
+                    0.78, 'cabin',
                 ),
             ),
-            0.31,
-            (1.25, -1.30),
-            (-9, 9, 0.95, 9),
-            pillars=(-0.55,),
-            decal=(0, -1.70, 1.75, 0.48, 0.80),
+            0.31, (1.25, -1.30), (-9, 9, 0.95, 9), pillars=(-0.55,), decal=(0, -1.70, 1.75, 0.48, 0.80),
             rear_decal=(0, 'rear', -0.48, 0.48, 0.50, 0.95),
         ),
         BodyType(
-            'suv',
-            0.22,
-            0.95,
+            'suv', 0.22, 0.95,
             _profile(
-                (-2.35, 0.42, 'bottom'),
-                (2.35, 0.42, 'front'),
-                (2.35, 0.92, 'chamfer'),
-                (2.10, 1.05, 'top'),
-                (-2.30, 1.05, 'chamfer'),
-                (-2.35, 0.98, 'rear'),
+                (-2.35, 0.42, 'bottom'), (2.35, 0.42, 'front'), (2.35, 0.92, 'chamfer'), (2.10, 1.05, 'top'),
+                (-2.30, 1.05, 'chamfer'), (-2.35, 0.98, 'rear'),
             ),
             (
                 (
                     _profile(
-                        (-2.30, 1.05, 'base'),
-                        (1.15, 1.05, 'windscreen'),
-                        (0.35, 1.78, 'roof'),
+                        (-2.30, 1.05, 'base'), (1.15, 1.05, 'windscreen'), (0.35, 1.78, 'roof'),
                         (-2.20, 1.78, 'rear_window'),
                     ),
-                    0.86,
-                    'cabin',
+                    0.86, 'cabin',
                 ),
             ),
-            0.38,
-            (1.45, -1.40),
-            (-9, 9, 1.13, 9),
-            pillars=(-0.45, -1.50),
-            decal=(0, -2.00, 2.00, 0.62, 0.98),
+            0.38, (1.45, -1.40), (-9, 9, 1.13, 9), pillars=(-0.45, -1.50), decal=(0, -2.00, 2.00, 0.62, 0.98),
             rear_decal=(0, 'rear', -0.48, 0.48, 0.45, 0.95),
         ),
         BodyType(
-            'van',
-            0.12,
-            1.00,
+            'van', 0.12, 1.00,
             _profile(
-                (-2.5, 0.33, 'bottom'),
-                (2.5, 0.33, 'front'),
-                (2.5, 0.85, 'chamfer'),
-                (2.30, 1.00, 'top'),
+                (-2.5, 0.33, 'bottom'), (2.5, 0.33, 'front'), (2.5, 0.85, 'chamfer'), (2.30, 1.00, 'top'),
                 (-2.5, 1.00, 'rear'),
             ),
             (
                 (
                     _profile(
-                        (-2.5, 1.00, 'base'),
-                        (1.75, 1.00, 'windscreen'),
-                        (0.95, 2.15, 'roof'),
+                        (-2.5, 1.00, 'base'), (1.75, 1.00, 'windscreen'), (0.95, 2.15, 'roof'),
                         (-2.5, 2.15, 'rear_window'),
                     ),
-                    0.95,
-                    'cabin',
+                    0.95, 'cabin',
                 ),
             ),
-            0.34,
-            (1.65, -1.65),
-            (0.15, 9, 1.30, 9),
-            glass=(('rear_window', 0.80, 0.45, 0.92),),
-            decal=(1, -2.30, -0.05, 1.20, 2.00),
+            0.34, (1.65, -1.65), (0.15, 9, 1.30, 9),
+            glass=(('rear_window', 0.80, 0.45, 0.92),), decal=(1, -2.30, -0.05, 1.20, 2.00),
             rear_decal=(1, 'rear_window', -0.60, 0.60, 0.08, 0.38),
         ),
         BodyType(
-            'truck',
-            0.10,
-            1.15,
+            'truck', 0.10, 1.15,
             _profile((-3.4, 0.50, 'bottom'), (3.4, 0.50, 'front'), (3.4, 1.15, 'top'), (-3.4, 1.15, 'rear')),
             (
                 (
                     _profile(
-                        (1.55, 1.15, 'base'),
-                        (3.4, 1.15, 'front'),
-                        (3.4, 1.95, 'windscreen'),
-                        (3.15, 2.75, 'roof'),
-                        (1.55, 2.75, 'rear'),
+                        (1.55, 1.15, 'base'), (3.4, 1.15, 'front'), (3.4, 1.95, 'windscreen'),
+                        (3.15, 2.75, 'roof'), (1.55, 2.75, 'rear'),
                     ),
-                    1.10,
-                    'cabin',
+                    1.10, 'cabin',
                 ),
                 (
                     _profile(
                         (-3.4, 1.15, 'base'), (1.40, 1.15, 'front'), (1.40, 3.20, 'top'), (-3.4, 3.20, 'rear')
                     ),
-                    1.15,
-                    'cargo',
+                    1.15, 'cargo',
                 ),
             ),
-            0.50,
-            (2.50, -2.10),
-            (2.0, 9, 1.95, 9),
-            grille=(1, 'front', 0.60, 0.15, 0.85),
+            0.50, (2.50, -2.10), (2.0, 9, 1.95, 9), grille=(1, 'front', 0.60, 0.15, 0.85),
             decal=(2, -3.20, 1.20, 1.35, 3.00),
-            rear_decal=(2, 'rear', -0.60, 0.60, 0.30, 0.80),
-            plate='yellow',
+            rear_decal=(2, 'rear', -0.60, 0.60, 0.30, 0.80), plate='yellow',
             marks=('windscreen_sticker', 'roof_item', 'side_decal', 'rear_decal', 'rims'),
         ),
         BodyType(
-            'bus',
-            0.10,
-            1.25,
+            'bus', 0.10, 1.25,
             _profile((-5.0, 0.35, 'bottom'), (5.0, 0.35, 'front'), (5.0, 1.20, 'top'), (-5.0, 1.20, 'rear')),
             (
                 (
                     _profile(
-                        (-5.0, 1.20, 'base'),
-                        (5.0, 1.20, 'windscreen'),
-                        (5.0, 2.85, 'chamfer'),
-                        (4.80, 3.05, 'roof'),
-                        (-4.85, 3.05, 'chamfer'),
-                        (-5.0, 2.90, 'rear_window'),
+                        (-5.0, 1.20, 'base'), (5.0, 1.20, 'windscreen'), (5.0, 2.85, 'chamfer'),
+                        (4.80, 3.05, 'roof'), (-4.85, 3.05, 'chamfer'), (-5.0, 2.90, 'rear_window'),
                     ),
-                    1.25,
-                    'cabin',
+                    1.25, 'cabin',
                 ),
             ),
-            0.50,
-            (3.20, -2.90),
-            (-4.7, 4.4, 1.75, 9),
+            0.50, (3.20, -2.90), (-4.7, 4.4, 1.75, 9),
             pillars=(-3.5, -2.3, -1.1, 0.1, 1.3, 2.5, 3.5),
-            glass=(('windscreen', 0.90, 0.25, 0.95), ('rear_window', 0.85, 0.55, 0.92)),
-            grille=(),
+            glass=(('windscreen', 0.90, 0.25, 0.95), ('rear_window', 0.85, 0.55, 0.92)), grille=(),
             decal=(1, -4.70, 4.70, 1.30, 1.68),
-            rear_decal=(1, 'rear_window', -0.60, 0.60, 0.10, 0.45),
-            plate='yellow',
+            rear_decal=(1, 'rear_window', -0.60, 0.60, 0.10, 0.45), plate='yellow',
             marks=('windscreen_sticker', 'rear_sticker', 'roof_item', 'side_decal', 'rear_decal', 'rims'),
         ),
     ]
@@ -369,7 +290,7 @@ class Identity:
     plate: tuple       # six plate characters, 0..15
     marks: tuple       # Mark, ...
 
-# %% ../nbs/04_synthetic.ipynb #8b315097
+# %% ../nbs/04_synthetic.ipynb #b45a1657
 def _far_colour(rng, rgb):
     "A mark colour that stands out from the body colour `rgb`."
     far = [c for c in _MARK_COLOURS if np.abs(np.subtract(c, rgb)).sum() > 0.6]
@@ -385,10 +306,7 @@ def _sample_mark(kind:str, rng:np.random.Generator, body_rgb:tuple, rims:tuple) 
         s0 = [.04, .96 - w, .5 - w / 2][rng.integers(3)]
         t0 = .95 - h if rng.random() < .7 else .05
         col = [
-            (0.25, 0.65, 0.35),
-            (0.20, 0.40, 0.85),
-            (0.97, 0.97, 0.97),
-            (0.95, 0.85, 0.20),
+            (0.25, 0.65, 0.35), (0.20, 0.40, 0.85), (0.97, 0.97, 0.97), (0.95, 0.85, 0.20),
             (0.90, 0.35, 0.25),
         ][rng.integers(5)]
         return Mark(kind, 'label', col, (s0, t0, s0 + w, t0 + h))
@@ -422,7 +340,7 @@ def _sample_mark(kind:str, rng:np.random.Generator, body_rgb:tuple, rims:tuple) 
                                                           .95)   # a bonnet stripe runs along the car
     return Mark(kind, shape, _far_colour(rng, body_rgb), tuple(float(v) for v in box))
 
-# %% ../nbs/04_synthetic.ipynb #3abdc7d0
+# %% ../nbs/04_synthetic.ipynb #42b35cfb
 def make_identities(config:SyntheticConfig) -> tuple:
     """The train then test identities (pids 1..N, VeRi776-style), drawn in near-duplicate groups of
     `config.group_size`."""
@@ -431,8 +349,7 @@ def make_identities(config:SyntheticConfig) -> tuple:
     out, pid, group = [], 1, 0
     for split, n in (('train', config.train_ids), ('test', config.test_ids)):
         brng, groups = (
-            np.random.default_rng([config.seed, 0, int(split == 'test')]),
-            -(-n // config.group_size),
+            np.random.default_rng([config.seed, 0, int(split == 'test')]), -(-n // config.group_size),
         )
         order = np.concatenate([brng.permutation(len(names)),
                                 brng.choice(len(names), max(0, groups - len(names)),
@@ -456,7 +373,7 @@ def make_identities(config:SyntheticConfig) -> tuple:
             group += 1
     return tuple(out)
 
-# %% ../nbs/04_synthetic.ipynb #2aff2b85
+# %% ../nbs/04_synthetic.ipynb #843eef2a
 @dataclass
 class VehicleModel:
     "A vehicle as 3-D polygons grouped into faces (culled together) and convex pieces (drawn in order)."
@@ -479,12 +396,7 @@ class _Builder:
     "Accumulates the polygons, faces and pieces of a `VehicleModel`."
     def __init__(self, stretch):
         self.s, self.pts, self.polys, self.faces, self.pieces, self.n = (
-            np.asarray(stretch, float),
-            [],
-            [],
-            [],
-            [],
-            0,
+            np.asarray(stretch, float), [], [], [], [], 0,
         )
     def poly(self, face:int, pts, rgb, part:int, emissive:bool=False):
         "Add polygon `pts` (template metres) drawn on `face`."
@@ -505,21 +417,13 @@ class _Builder:
         pieces = [(layer, np.concatenate([self.pts[self.faces[f][2][0]] for f in fs]).mean(0), fs) for layer,
                   _, fs in self.pieces]
         return VehicleModel(
-            verts,
-            list(zip(a, b)),
-            np.array(rgb, float),
-            np.array(part),
-            np.array(emissive),
-            np.array(face),
-            np.array([f[0] for f in self.faces]),
-            np.array([f[1] for f in self.faces]),
-            [f[2] for f in self.faces],
-            pieces,
-            np.asarray(envelope, float),
+            verts, list(zip(a, b)), np.array(rgb, float), np.array(part), np.array(emissive), np.array(face),
+            np.array([f[0] for f in self.faces]), np.array([f[1] for f in self.faces]),
+            [f[2] for f in self.faces], pieces, np.asarray(envelope, float),
             np.asarray(footprint, float) * self.s,
         )
 
-# %% ../nbs/04_synthetic.ipynb #1709cb47
+# %% ../nbs/04_synthetic.ipynb #2ebcf236
 def _prism(b:_Builder, profile:tuple, y0:float, y1:float, rgb, part:int, layer:int,
            tag_part:dict=None) -> dict:
     """Add a convex piece: `profile` ((x, z, tag), ...) extruded over y in [y0, y1]; returns its faces by tag
@@ -533,8 +437,7 @@ def _prism(b:_Builder, profile:tuple, y0:float, y1:float, rgb, part:int, layer:i
         fr = (lo, hi, ym, h)
         f = b.face(
             (c[1] - a[1], 0, a[0] - c[0]),
-            [_fpt(fr, -1, 0), _fpt(fr, 1, 0), _fpt(fr, 1, 1), _fpt(fr, -1, 1)],
-            rgb,
+            [_fpt(fr, -1, 0), _fpt(fr, 1, 0), _fpt(fr, 1, 1), _fpt(fr, -1, 1)], rgb,
             (tag_part or {}).get(tag, part),
         )
         out.setdefault(tag, []).append((f, fr))
@@ -565,13 +468,9 @@ def _disc(reg, s0, t0, s1, t1, n:int=14):
     a = np.linspace(0, 2 * np.pi, n, endpoint=False)[:, None]
     return c + rad * (np.cos(a) * S / ls + np.sin(a) * T / lt)
 
-# %% ../nbs/04_synthetic.ipynb #bb9ada2a
+# %% ../nbs/04_synthetic.ipynb #e80ccaa0
 _TYRE, _GLASS, _DARK, _HEADLIGHT, _TAILLIGHT = (
-    (0.06, 0.06, 0.07),
-    (0.10, 0.13, 0.18),
-    (0.14, 0.14, 0.15),
-    (0.96, 0.95, 0.86),
-    (0.82, 0.07, 0.05),
+    (0.06, 0.06, 0.07), (0.10, 0.13, 0.18), (0.14, 0.14, 0.15), (0.96, 0.95, 0.86), (0.82, 0.07, 0.05),
 )
 _PLATES = {'blue': ((.10, .25, .75), (.95, .95, .95)), 'yellow': ((.95, .80, .10), (.05, .05, .05))}
 _ROOF_ITEM_MAX = .3   # metres: the framing envelope leaves this much room above the roof
@@ -596,13 +495,12 @@ def _add_plate(b:_Builder, f:int, fr, colour:str, chars:tuple, part:int):
     b.poly(f, _rect(reg, 0, 0, 1, 1), bg, part)
     for i, c in enumerate(chars):           # a character code picks a vertical extent and a width
         (ct0, ct1), w, s0 = (
-            ((0.2, 0.8), (0.2, 0.5), (0.5, 0.8), (0.35, 0.65))[c % 4],
-            (0.10, 0.06, 0.08, 0.04)[c // 4],
+            ((0.2, 0.8), (0.2, 0.5), (0.5, 0.8), (0.35, 0.65))[c % 4], (0.10, 0.06, 0.08, 0.04)[c // 4],
             0.08 + 0.14 * i,
         )
         b.poly(f, _rect(reg, s0, ct0, s0 + w, ct1), ink, part)
 
-# %% ../nbs/04_synthetic.ipynb #4fe27269
+# %% ../nbs/04_synthetic.ipynb #2b8f55a8
 def _add_ends(b:_Builder, bt:BodyType, ident:Identity, faces:dict):
     "Bumpers, head and tail lights and number plates on the lower body's front and rear faces."
     for end, light, rgb, us, ts in (('front', 'headlight', _HEADLIGHT, (.60, .93), (.55, .88)),
@@ -642,11 +540,7 @@ def _add_roof_items(b:_Builder, ident:Identity, fr):
                 _profile(
                     (a, z, 'item'), (c, z, 'item'), (c, z + m.height, 'item'), (a, z + m.height, 'item')
                 ),
-                -w,
-                w,
-                m.rgb,
-                _PART_ID['roof_item'],
-                3,
+                -w, w, m.rgb, _PART_ID['roof_item'], 3,
             )
 
 # %% ../nbs/04_synthetic.ipynb #19dbf6e8
@@ -681,7 +575,7 @@ def _inset(poly:np.ndarray, d:float) -> np.ndarray:
     s = cross(p - q, e) / cross(f, e)
     return (q + s[:, None] * f).astype(np.float32)
 
-# %% ../nbs/04_synthetic.ipynb #3ee3afd5
+# %% ../nbs/04_synthetic.ipynb #7be46f87
 @functools.lru_cache(maxsize=512)
 def vehicle_model(ident:Identity) -> VehicleModel:
     """The 3-D polygons of vehicle `ident`: tyres, lower body, cabin or cab + cargo box, roof items, with all
@@ -701,10 +595,7 @@ def vehicle_model(ident:Identity) -> VehicleModel:
     if 'hood_decal' in bt.marks and cab:
         (f, fr), = pieces[0]['top'][:1]
         _add_marks(
-            b,
-            ident,
-            'hood_decal',
-            f,
+            b, ident, 'hood_decal', f,
             _face_region(fr, -0.8, 0.8, 0.05, (fr[0][0] - cab[1][0]) / (fr[0][0] - fr[1][0]) - 0.05),
             'hood_decal',
         )
@@ -738,7 +629,7 @@ def vehicle_model(ident:Identity) -> VehicleModel:
     L = max(abs(x) for x, _, _ in bt.lower)
     return b.build(np.concatenate([body, raised]), [(-L, -hw, 0), (L, -hw, 0), (L, hw, 0), (-L, hw, 0)])
 
-# %% ../nbs/04_synthetic.ipynb #fd4bd30a
+# %% ../nbs/04_synthetic.ipynb #34452108
 @dataclass(frozen=True)
 class CameraSpec:
     "One camera: the views it sees, how it frames, lights and degrades its images, and its scene."
@@ -769,27 +660,21 @@ def make_cameras(config:SyntheticConfig) -> tuple:
         lo = float(rng.uniform(.55, .80))
         out.append(
             CameraSpec(
-                c,
-                tuple(float(v) for v in p),
-                float(rng.uniform(6, 30)),
-                (float(rng.uniform(-120, 120)), float(rng.uniform(30, 70))),
-                float(rng.uniform(0.4, 0.6)),
+                c, tuple(float(v) for v in p), float(rng.uniform(6, 30)),
+                (float(rng.uniform(-120, 120)), float(rng.uniform(30, 70))), float(rng.uniform(0.4, 0.6)),
                 tuple(float(v) for v in np.clip(1 + rng.normal(0, 0.05, 3), 0.85, 1.15)),
                 float(rng.uniform(0.8, 1.15)),
                 float([1, 1, 1, 1.5, 2][rng.integers(5)]),
-                float([0, 0.4, 0.7, 1, 1.4][rng.integers(5)]),
-                float(rng.uniform(1, 8)),
+                float([0, 0.4, 0.7, 1, 1.4][rng.integers(5)]), float(rng.uniform(1, 8)),
                 (lo, min(0.97, lo + 0.2)),
                 float(rng.uniform(0, 2 * config.truncation)),
-                float(rng.uniform(0, 2 * config.occlusion)),
-                ('pole', 'foliage')[rng.integers(2)],
-                float(rng.uniform(0.2, 1)),
-                int(rng.integers(2**31)),
+                float(rng.uniform(0, 2 * config.occlusion)), ('pole', 'foliage')[rng.integers(2)],
+                float(rng.uniform(0.2, 1)), int(rng.integers(2**31)),
             )
         )
     return tuple(out)
 
-# %% ../nbs/04_synthetic.ipynb #d9cb9bae
+# %% ../nbs/04_synthetic.ipynb #db8cccc7
 @functools.lru_cache(maxsize=64)
 def camera_scene(cam:CameraSpec, height:int, width:int) -> np.ndarray:
     """The background scene of camera `cam` (RGB uint8, twice the image size): road, markings, a wall band,
@@ -804,8 +689,7 @@ def camera_scene(cam:CameraSpec, height:int, width:int) -> np.ndarray:
     img += rng.normal(0, .025, (H, W, 1)).astype(np.float32)               # asphalt grain
     for _ in range(rng.integers(1, 4)):                                    # lane markings, solid or dashed
         col, p0, a = (
-            ((0.9, 0.9, 0.88), (0.92, 0.75, 0.15))[int(rng.random() < 0.3)],
-            rng.uniform(0, 1, 2) * (W, H),
+            ((0.9, 0.9, 0.88), (0.92, 0.75, 0.15))[int(rng.random() < 0.3)], rng.uniform(0, 1, 2) * (W, H),
             rng.uniform(0, np.pi),
         )
         d, dashed = np.array([np.cos(a), np.sin(a)]) * .12 * W, rng.random() < .5
@@ -822,11 +706,9 @@ def camera_scene(cam:CameraSpec, height:int, width:int) -> np.ndarray:
         for _ in range(int(cam.clutter * 10)):
             x, y = int(rng.uniform(0, W)), int(rng.uniform(0, hb))
             cv2.rectangle(
-                img,
-                (x, y),
+                img, (x, y),
                 (x + int(rng.uniform(0.02, 0.1) * W), y + int(rng.uniform(0.02, 0.1) * H)),
-                tuple(rng.uniform(0.05, 0.8, 3).tolist()),
-                -1,
+                tuple(rng.uniform(0.05, 0.8, 3).tolist()), -1,
             )
     palette = [c for c, _ in COLOURS.values()]
     # clutter, some of it in car colours
@@ -891,7 +773,7 @@ def _frame(env:np.ndarray, shot:Shot, H:int, W:int):
     elif shot.trunc == 'bottom': oy = H - (1 - shot.trunc_amount) * h
     return k, np.array([ox, oy]) - k * lo
 
-# %% ../nbs/04_synthetic.ipynb #37c000f7
+# %% ../nbs/04_synthetic.ipynb #ffc90600
 def _draw_occluder(layer:np.ndarray, shot:Shot, box:tuple, S:int, rng:np.random.Generator) -> np.ndarray:
     """Draw the shot's occluder (pole or foliage) over the vehicle box (x0, y0, x1, y1 px) on the supersampled
     `layer`; returns its mask."""
@@ -908,9 +790,7 @@ def _draw_occluder(layer:np.ndarray, shot:Shot, box:tuple, S:int, rng:np.random.
             pts = (
                 np.array(
                     [
-                        (xc - hw, -1),
-                        (xc - hw + 2 * m * hw, -1),
-                        (xc - hw + 2 * m * hw, H + 1),
+                        (xc - hw, -1), (xc - hw + 2 * m * hw, -1), (xc - hw + 2 * m * hw, H + 1),
                         (xc - hw, H + 1),
                     ]
                 )
@@ -924,8 +804,7 @@ def _draw_occluder(layer:np.ndarray, shot:Shot, box:tuple, S:int, rng:np.random.
         for _ in range(int(rng.integers(4, 8))):
             r, c, angle = (
                 rng.uniform(0.03, 0.07, 2) * W,
-                (xc, yc) + rng.uniform(-0.08, 0.08, 2) * W,
-                float(rng.uniform(0, 180)),
+                (xc, yc) + rng.uniform(-0.08, 0.08, 2) * W, float(rng.uniform(0, 180)),
             )
             col = (np.array((.10, .35, .12)) * rng.uniform(.6, 1.4) * 255).tolist()
             for img, v in ((layer, col),
@@ -953,7 +832,7 @@ def _part_boxes(ids:np.ndarray, S:int) -> tuple:
         areas[name] = round(float(counts[members].sum()) / S**2, 2)
     return boxes, areas
 
-# %% ../nbs/04_synthetic.ipynb #44d0c9d0
+# %% ../nbs/04_synthetic.ipynb #1c23ebf3
 def render(ident:Identity, cam:CameraSpec, shot:Shot, size:int=128, aspect:float=1.0,
            supersample:int=2) -> dict:
     """Render vehicle `ident` seen by `cam` as `shot` asks: image (RGB uint8), mask (uint8 {0,1}), part boxes
@@ -1003,8 +882,7 @@ def render(ident:Identity, cam:CameraSpec, shot:Shot, size:int=128, aspect:float
             cv2.resize(
                 img, (round(W / cam.downscale), round(H / cam.downscale)), interpolation=cv2.INTER_AREA
             ),
-            (W, H),
-            interpolation=cv2.INTER_LINEAR,
+            (W, H), interpolation=cv2.INTER_LINEAR,
         )
     if cam.blur > 0: img = cv2.GaussianBlur(img, (0, 0), cam.blur * H / 128)
     img += rng.normal(0, cam.noise, img.shape).astype(np.float32)
@@ -1012,7 +890,7 @@ def render(ident:Identity, cam:CameraSpec, shot:Shot, size:int=128, aspect:float
     return dict(image=np.clip(img, 0, 255).round().astype(np.uint8), mask=mask, parts=parts, part_areas=areas,
                 truncated=bool(shot.trunc), occluded=occluded)
 
-# %% ../nbs/04_synthetic.ipynb #f8206bf3
+# %% ../nbs/04_synthetic.ipynb #36e41278
 def make_plan(config:SyntheticConfig, identities:tuple, cameras:tuple) -> list:
     """Every image of the set as a `Shot`: tracklets of each identity at 2+ cameras, and the VeRi776-style
     queries."""
@@ -1029,8 +907,7 @@ def make_plan(config:SyntheticConfig, identities:tuple, cameras:tuple) -> list:
         for c, m in zip(cams, 1 + rng.multinomial(n - len(cams), np.full(len(cams), 1 / len(cams)))):
             cam = cameras[c - 1]
             az, fill, place = (
-                45 * rng.choice(8, p=cam.view_probs) + rng.uniform(-15, 15),
-                rng.uniform(*cam.fill),
+                45 * rng.choice(8, p=cam.view_probs) + rng.uniform(-15, 15), rng.uniform(*cam.fill),
                 rng.uniform(0, 1, 2),
             )
             start, step = int(rng.integers(1, 90_000_000)), int(rng.integers(3, 12))
@@ -1050,26 +927,17 @@ def make_plan(config:SyntheticConfig, identities:tuple, cameras:tuple) -> list:
                 )
                 shots.append(
                     Shot(
-                        ident.pid,
-                        int(c),
-                        start + j * step,
-                        float(az + rng.normal(0, 2)),
-                        float(cam.elevation + rng.normal(0, 1.5)),
-                        float(min(0.97, fill * (1 + 0.04 * j))),
-                        tuple(float(v) for v in np.clip(place + rng.normal(0, 0.1, 2), 0, 1)),
-                        trunc,
-                        float(rng.uniform(0.08, 0.3)) if trunc else 0.0,
-                        occ,
-                        tuple(float(v) for v in rng.uniform(0, 1, 2)),
-                        float(rng.normal(1, 0.04)),
-                        int(rng.integers(2**31)),
-                        ident.split,
-                        j in queries,
+                        ident.pid, int(c), start + j * step, float(az + rng.normal(0, 2)),
+                        float(cam.elevation + rng.normal(0, 1.5)), float(min(0.97, fill * (1 + 0.04 * j))),
+                        tuple(float(v) for v in np.clip(place + rng.normal(0, 0.1, 2), 0, 1)), trunc,
+                        float(rng.uniform(0.08, 0.3)) if trunc else 0.0, occ,
+                        tuple(float(v) for v in rng.uniform(0, 1, 2)), float(rng.normal(1, 0.04)),
+                        int(rng.integers(2**31)), ident.split, j in queries,
                     )
                 )
     return shots
 
-# %% ../nbs/04_synthetic.ipynb #d6447827
+# %% ../nbs/04_synthetic.ipynb #407e6160
 _OWN = {'synthetic.json', 'image_train', 'image_query', 'image_test', 'name_train.txt', 'name_query.txt',
         'name_test.txt', 'ground_truth'}
 
@@ -1123,15 +991,9 @@ def _render_files(job:tuple, root:Path, size:int, aspect:float, supersample:int,
         _write(root / f'image_{sub}' / shot.name, jpg)
         _write(root / 'ground_truth' / f'image_{sub}' / f'{shot.name[:-4]}.png', png)
     return dict(
-        pid=shot.pid,
-        camid=shot.camid,
-        view=shot.view,
-        azimuth=round(shot.azimuth % 360, 2),
-        elevation=round(shot.elevation, 2),
-        truncated=r['truncated'],
-        occluded=r['occluded'],
-        parts=r['parts'],
-        part_areas=r['part_areas'],
+        pid=shot.pid, camid=shot.camid, view=shot.view, azimuth=round(shot.azimuth % 360, 2),
+        elevation=round(shot.elevation, 2), truncated=r['truncated'], occluded=r['occluded'],
+        parts=r['parts'], part_areas=r['part_areas'],
     )
 
 def _subsets(shot:Shot) -> list:
@@ -1150,7 +1012,7 @@ def summarize_plan(shots:list) -> dict:
         for k, v in subsets.items()
     }
 
-# %% ../nbs/04_synthetic.ipynb #1f571dfc
+# %% ../nbs/04_synthetic.ipynb #b4d869d7
 def make_synthetic(out_dir, # folder to write into: new, empty, or a previous synthetic set (with `overwrite`)
                    # sizes, protocol, difficulty and seed; the small default when None
                    config:SyntheticConfig=None,
@@ -1180,9 +1042,7 @@ def make_synthetic(out_dir, # folder to write into: new, empty, or a previous sy
     write_json(
         out / 'ground_truth' / 'annotations.json',
         dict(
-            format='pmanet-synthetic-ground-truth',
-            part_names=list(PART_NAMES),
-            views=list(VIEWS),
+            format='pmanet-synthetic-ground-truth', part_names=list(PART_NAMES), views=list(VIEWS),
             images=images,
             identities={f'{i.pid:04d}': dataclasses.asdict(i) for i in identities},
             cameras={f'c{c.camid:03d}': dataclasses.asdict(c) for c in cameras},
@@ -1191,7 +1051,7 @@ def make_synthetic(out_dir, # folder to write into: new, empty, or a previous sy
     write_json(out / 'synthetic.json', stamp | {'complete': True})
     return out
 
-# %% ../nbs/04_synthetic.ipynb #79530d92
+# %% ../nbs/04_synthetic.ipynb #cea537be
 class SyntheticGroundTruth(collections.abc.Mapping):
     """Exact foreground masks and part boxes of a synthetic set, by image key ('image_train/NAME.jpg'); masks
     are read on access."""
@@ -1234,9 +1094,7 @@ class SyntheticGroundTruth(collections.abc.Mapping):
         return {**info, 'mask': (mask > 127).astype(np.uint8),
                 'parts': {k: np.array(v, np.float32) for k, v in info['parts'].items()}}
 
-def load_ground_truth(
-    root,
-) -> SyntheticGroundTruth:  # root of a set written by `make_synthetic` / `pmanet synthetic`
+def load_ground_truth(root) -> SyntheticGroundTruth: # a set from `make_synthetic` / `pmanet synthetic`
     "The ground truth (masks, part boxes, views, flags) of the synthetic set at `root`, by image key."
     return SyntheticGroundTruth(root)
 

@@ -31,7 +31,7 @@ __all__ = ['RESUME_FREE', 'TrainConfig', 'warmup_multistep_factor', 'make_optimi
            'training_loader', 'rng_state', 'set_rng_state', 'read_metrics', 'plot_training_curves',
            'NonFiniteLossError', 'Trainer']
 
-# %% ../nbs/07_train.ipynb #84fa510c
+# %% ../nbs/07_train.ipynb #e338bc20
 @dataclasses.dataclass
 class TrainConfig(Config):
     "Settings of the training engine; the defaults are PMNet's (paper IV-B-1) on BoT's schedule."
@@ -39,13 +39,11 @@ class TrainConfig(Config):
     lr: float = 1.5e-4                     # paper IV-B-1: PMNet's base learning rate (PANet: 1e-4)
     weight_decay: float = 5e-4             # BoT; Adam's L2 penalty
     decay_bias_and_norm: bool = True  # BoT decays every weight; False exempts biases and norm-layer weights
-    warmup_epochs: int | None = (
-        None  # linear warm-up length; None: BoT's 10 of 120 epochs, scaled to `epochs`
-    )
+    # linear warm-up length; None: BoT's 10 of 120 epochs, scaled to `epochs`
+    warmup_epochs: int | None = None
     warmup_factor: float = 0.1             # BoT: the warm-up starts at warmup_factor * lr
-    milestones: tuple | None = (
-        None  # 0-based epochs at which lr *= gamma; None: BoT's 40 and 70 of 120, scaled
-    )
+    # 0-based epochs at which lr *= gamma; None: BoT's 40 and 70 of 120, scaled
+    milestones: tuple | None = None
     gamma: float = 0.1                     # BoT
     grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping (the paper clips nothing)
     device: str = 'auto'  # 'auto', 'cpu', 'cuda'; under torchrun each rank takes cuda:LOCAL_RANK
@@ -264,7 +262,7 @@ RESUME_FREE = ('epochs', 'device', 'eval_every', 'log_every', 'progress', 'plot'
 class NonFiniteLossError(PmanetError, FloatingPointError):
     "A loss term or the gradient became NaN or infinite; training stopped before the bad update."
 
-# %% ../nbs/07_train.ipynb #f4a97f5a
+# %% ../nbs/07_train.ipynb #10ae94e4
 class Trainer:
     """One training loop for PANet and PMNet: Adam + warm-up schedule, AMP, DDP, checkpoints that survive a
     kill, logs."""
@@ -397,8 +395,7 @@ class Trainer:
         on every rank."""
         if not isinstance(terms, dict) or 'loss' not in terms:
             raise TypeError("the criterion must return a dict of scalar loss terms with key 'loss' (the "
-                            "total); got "
-                            f"{list(terms) if isinstance(terms, dict) else type(terms).__name__}")
+                            f"total); got {list(terms) if isinstance(terms, dict) else type(terms).__name__}")
         if bad := [k for k, v in terms.items() if not (torch.is_tensor(v) and v.numel() == 1)]:
             raise TypeError(f"loss terms must be scalar tensors; not so: {', '.join(bad)}")
         keys = list(terms)
@@ -477,8 +474,7 @@ class Trainer:
                 self._log({'kind': 'step', 'epoch': e + 1, 'step': self.step, 'lr': lr, **values})
             bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f'{lr:.2e}', refresh=False)
         if n == 0: raise RuntimeError(f"the training loader yielded no batch in epoch {e + 1}: is the "
-                                      "dataset smaller "
-                                      "than one batch (drop_last)?")
+                                      "dataset smaller than one batch (drop_last)?")
         keys = list(sums)
         t = torch.tensor([sums[k] for k in keys] + [n], dtype=torch.float64, device=self.device)
         if is_distributed(): dist.all_reduce(t)

@@ -1,5 +1,6 @@
-"""A GrabCut mask store survives `SIGKILL` mid-run: what was written reads back valid, and the resumed run computes
-exactly the missing images without touching the finished ones (same inode and modification time)."""
+"""A GrabCut mask store survives `SIGKILL` mid-run: what was written reads back valid, and the resumed run
+computes exactly the missing images without touching the finished ones (same inode and modification time)."""
+
 import os, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 
@@ -19,7 +20,8 @@ def _entries(store_dir):
 def test_kill_and_resume(tmp_path):
     data, out = tmp_path / 'data', tmp_path / 'masks'
     (data / 'image_train').mkdir(parents=True)
-    for i in range(N): cv2.imwrite(str(data / 'image_train' / f'{i:04d}_c001_{i:08d}_0.jpg'), toy_vehicle(96, i)[0])
+    for i in range(N):
+        cv2.imwrite(str(data / 'image_train' / f'{i:04d}_c001_{i:08d}_0.jpg'), toy_vehicle(96, i)[0])
     script = textwrap.dedent(f"""
         from pmanet.grabcut import make_pseudo_masks
         if __name__ == '__main__': make_pseudo_masks({str(data)!r}, {str(out)!r}, workers=2, progress=False)
@@ -38,9 +40,10 @@ def test_kill_and_resume(tmp_path):
     done = _entries(out)
     assert 4 <= len(done) < N, len(done)
     store = Store(out)
-    for k in store.keys(): assert set(store[k]) == {'mask'}        # no half-written entry: all verify
+    for k in store.keys():
+        assert set(store[k]) == {'mask'}  # no half-written entry: all verify
 
     rep = make_pseudo_masks(data, out, workers=2, progress=False)
     assert (rep['run']['skipped'], rep['run']['computed']) == (len(done), N - len(done))
-    assert {p: v for p, v in _entries(out).items() if p in done} == done   # finished entries untouched
+    assert {p: v for p, v in _entries(out).items() if p in done} == done  # finished entries untouched
     assert (rep['store']['entries'], rep['store']['missing'], rep['store']['corrupt']) == (N, 0, [])

@@ -1,9 +1,10 @@
 """Run every notebook in `nbs/` as one pytest test, through nbdev's own runner.
 
 The skip flags (`tst_flags`) and the cell timeout come from `[tool.nbdev]` in pyproject.toml, exactly as
-`nbdev-test` reads them, so `pytest` and `nbdev-test` run the same cells. Extra flags to run (e.g. `gpu data slow`
-on a GPU machine) are passed with the environment variable PMANET_TEST_FLAGS.
+`nbdev-test` reads them, so `pytest` and `nbdev-test` run the same cells. Extra flags to run (e.g. `gpu data
+slow` on a GPU machine) are passed with the environment variable PMANET_TEST_FLAGS.
 """
+
 import os
 from pathlib import Path
 
@@ -13,8 +14,11 @@ from nbdev.config import get_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = get_config(ROOT)
-NOTEBOOKS = sorted(p for p in (ROOT / 'nbs').rglob('*.ipynb')
-                   if not any(part.startswith(('_', '.')) for part in p.relative_to(ROOT / 'nbs').parts))
+NOTEBOOKS = sorted(
+    p
+    for p in (ROOT / 'nbs').rglob('*.ipynb')
+    if not any(part.startswith(('_', '.')) for part in p.relative_to(ROOT / 'nbs').parts)
+)
 
 
 def test_there_are_notebooks():
@@ -26,5 +30,7 @@ def test_there_are_notebooks():
 def test_notebook(nb):
     skip = CFG.tst_flags.split() if isinstance(CFG.tst_flags, str) else list(CFG.tst_flags)
     force = os.environ.get('PMANET_TEST_FLAGS', '').split()
-    ok, secs = nbt.test_nb(nb, skip_flags=skip, force_flags=force, basepath=ROOT, cell_timeout=CFG.cell_timeout)
+    ok, secs = nbt.test_nb(
+        nb, skip_flags=skip, force_flags=force, basepath=ROOT, cell_timeout=CFG.cell_timeout
+    )
     assert ok, f'{nb.name} failed (its traceback is printed above)'

@@ -1,5 +1,6 @@
-"""README.md is kept by hand (Quarto, which `nbdev-readme` needs, cannot be installed offline): check it stays in
-step with nbs/index.ipynb and that its example runs."""
+"""README.md is kept by hand (Quarto, which `nbdev-readme` needs, cannot be installed offline): check it stays
+in step with nbs/index.ipynb and that its example runs."""
+
 import json, re
 from pathlib import Path
 
@@ -13,8 +14,10 @@ def _index_cells(kind):
 
 
 def test_readme_has_every_index_cell():
-    for src in _index_cells('code'): assert src in README, f'README.md lacks this code cell of index.ipynb:\n{src}'
-    for src in _index_cells('markdown')[1:]: assert src in README, f'README.md lacks this text of index.ipynb:\n{src[:200]}'
+    for src in _index_cells('code'):
+        assert src in README, f'README.md lacks this code cell of index.ipynb:\n{src}'
+    for src in _index_cells('markdown')[1:]:
+        assert src in README, f'README.md lacks this text of index.ipynb:\n{src[:200]}'
 
 
 def test_quick_start_has_two_commands():
@@ -25,4 +28,5 @@ def test_quick_start_has_two_commands():
 
 
 def test_readme_example_runs():
-    for src in re.findall(r'```python\n(.*?)```', README, re.S): exec(compile(src, 'README.md', 'exec'), {})
+    for src in re.findall(r'```python\n(.*?)```', README, re.S):
+        exec(compile(src, 'README.md', 'exec'), {})
