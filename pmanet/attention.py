@@ -11,6 +11,8 @@ from torch import nn
 import torch.nn.functional as F
 import torchvision
 
+from .core import UsageError
+
 # %% auto #0
 __all__ = ['ATTENTION_KINDS', 'MultiScaleAttention', 'SqueezeExcitation', 'ResidualAttention', 'make_attention']
 
@@ -106,4 +108,4 @@ def make_attention(kind:str, # 'mam', 'se', 'residual' or 'none'
     if kind == 'se': return SqueezeExcitation(channels, reduction)
     if kind == 'residual': return ResidualAttention(channels)
     if kind == 'none': return nn.Identity()
-    raise ValueError(f"unknown attention kind {kind!r}; use one of {', '.join(ATTENTION_KINDS)}")
+    raise UsageError(f"unknown attention kind {kind!r}; use one of {', '.join(ATTENTION_KINDS)}")

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torchvision import models
 from torchvision.models import WeightsEnum
 
-from .core import ConfigError
+from .core import ConfigError, UsageError
 from .checkpoint import check_fits, describe_module, read_checkpoint, register_model
 from .outputs import ModelOutput
 
@@ -33,7 +33,7 @@ def imagenet_weights(depth:int) -> WeightsEnum: # ResNet depth: 18, 34, 50 or 10
 
 def _check_depth(depth):
     if depth not in RESNET_CHANNELS:
-        raise ValueError(f"ResNet depth {depth!r} is not supported; use one of {sorted(RESNET_CHANNELS)}")
+        raise UsageError(f"ResNet depth {depth!r} is not supported; use one of {sorted(RESNET_CHANNELS)}")
 
 # %% ../nbs/12_backbone.ipynb #86926ba3
 def _load_state_file(model:nn.Module, # a torchvision ResNet to load into

@@ -106,7 +106,10 @@ def error_line(e:BaseException) -> str:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             msg += "; free space on that disk (or write elsewhere) and run the command again"
         return msg
-    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    if '\nOriginal Traceback' in text:     # re-raised by a DataLoader from a worker: the worker's own message
+        text = text.rstrip().splitlines()[-1].split(': ', 1)[-1]
+    return text
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `pmanet` console script."

@@ -6,7 +6,7 @@ Docs: https://pmanet.github.io/pmanet/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #d9d1a667
 from __future__ import annotations
-import dataclasses, difflib, json, os, random, tempfile, typing
+import dataclasses, difflib, errno, json, os, random, stat, tempfile, types, typing
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +18,8 @@ import yaml
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'GREEN', 'RED', 'GREY', 'WHITE', 'PmanetError', 'UsageError', 'set_seed',
-           'seed_worker', 'ConfigError', 'Config', 'atomic_write', 'ImageReadError', 'read_image', 'write_image',
-           'image_tile', 'picture_row', 'stack_rows', 'markdown_table']
+           'seed_worker', 'ConfigError', 'Config', 'current_umask', 'atomic_write', 'ImageReadError', 'read_image',
+           'write_image', 'image_tile', 'picture_row', 'stack_rows', 'markdown_table']
 
 # %% ../nbs/00_core.ipynb #15b0851b
 class PmanetError(Exception):
@@ -53,6 +53,8 @@ class ConfigError(PmanetError, ValueError):
 
 def _field_types(cls): return typing.get_type_hints(cls)
 
+def _type_name(tp) -> str: return getattr(tp, '__name__', None) or str(tp).replace('typing.', '')
+
 def _coerce(tp, v, default=None):
     "Convert a value read from YAML/JSON to the field's declared type where it is unambiguous."
     origin = typing.get_origin(tp)
@@ -62,6 +64,22 @@ def _coerce(tp, v, default=None):
     if (tp is tuple or origin is tuple) and isinstance(v, list): return tuple(v)
     if tp is float and isinstance(v, int) and not isinstance(v, bool): return float(v)
     return v
+
+_SCALARS = {int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+            float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+            bool: lambda v: isinstance(v, bool), str: lambda v: isinstance(v, str),
+            type(None): lambda v: v is None}
+
+def _fits(tp, v) -> bool:
+    "Whether `v` can be a value of a field annotated `tp` (the common types; anything else is let through)."
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType): return any(_fits(a, v) for a in typing.get_args(tp))
+    if origin is typing.Literal: return v in typing.get_args(tp)
+    if tp in _SCALARS: return _SCALARS[tp](v)
+    container = origin or tp
+    if container in (tuple, list, dict): return isinstance(v, container)
+    if isinstance(tp, type) and issubclass(tp, Config): return isinstance(v, tp)
+    return True
 
 # %% ../nbs/00_core.ipynb #aea186ca
 class Config:
@@ -84,7 +102,11 @@ class Config:
         nested = lambda k: (
             factories[k]() if factories[k] is not dataclasses.MISSING and isinstance(d[k], dict) else None
         )
-        return cls(**{k: _coerce(types[k], v, nested(k)) for k, v in d.items()})
+        values = {k: _coerce(types[k], v, nested(k)) for k, v in d.items()}
+        if wrong := [k for k, v in values.items() if not _fits(types[k], v)]:
+            k = wrong[0]
+            raise ConfigError(f"{cls.__name__}.{k} must be {_type_name(types[k])}, got {d[k]!r}")
+        return cls(**values)
 
     def save(self, path) -> Path:
         "Write the config to `path` (.yaml/.yml or .json), atomically."
@@ -112,6 +134,26 @@ class Config:
         return type(self).from_dict({**dataclasses.asdict(self), **changes})
 
 # %% ../nbs/00_core.ipynb #6efbe901
+def current_umask() -> int:
+    "The process's umask, read without changing it where Linux allows (`os.umask` can only set it)."
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('Umask:'): return int(line.split()[1], 8)
+    except OSError: pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+def _nearly_full(folder:Path) -> bool:
+    "Whether the file system of `folder` has less than 1 MiB left: why a write into it failed."
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize < 2**20
+
+def _mode_of_new_file(path:Path) -> int:
+    "What `open(path, 'w')` would give: the mode of the file it replaces, else 0o666 less the umask."
+    try: return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError: return 0o666 & ~current_umask()
+
 @contextmanager
 def atomic_write(path, # the file to (re)write
                  mode:str='wb', # 'wb' for bytes, 'w' for text
@@ -121,13 +163,17 @@ def atomic_write(path, # the file to (re)write
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
+        os.fchmod(fd, _mode_of_new_file(path))
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
             if durable: os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
+        full = isinstance(e, Exception) and _nearly_full(path.parent)
         Path(tmp).unlink(missing_ok=True)
+        if full and getattr(e, 'filename', None) is None:      # name the file (torch.save says neither)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
         raise
 
 # %% ../nbs/00_core.ipynb #c23ed8b5

@@ -135,7 +135,8 @@ def _metrics_rows(name:str, result, rerank:str='standard', progress:bool=False) 
 # %% ../nbs/40_demo.ipynb #9332c0c8
 def run_demo(out, # output folder (created; an existing demo folder is resumed)
              cfg:DemoConfig|None=None, # settings (default: `DemoConfig()`)
-             progress:bool=False) -> dict: # progress bars with rate and ETA for every long step
+             progress:bool=False, # progress bars with rate and ETA for every long step
+             verify:bool=False) -> dict: # check the stores' entries when resuming, recompute damaged ones
     """Run the whole PMANet pipeline on the synthetic benchmark; print the table, write report.md; return the
     results."""
     cfg, out, stage = cfg or DemoConfig(), Path(out), _Stages()
@@ -146,14 +147,15 @@ def run_demo(out, # output folder (created; an existing demo folder is resumed)
         root = _synthetic_set(out/'synthetic', cfg.synthetic, cfg.workers)
         data = read_veri776(root)
     with stage('GrabCut pseudo masks'):
+        rebuild = f"pmanet demo --out {out} --config {out/'demo.yaml'} --seed {cfg.seed}"
         make_pseudo_masks(data.train, out/'grabcut', workers=cfg.workers or 0, progress=progress,
-                          config=GrabCutConfig(iters=cfg.grabcut_iters))
+                          config=GrabCutConfig(iters=cfg.grabcut_iters), command=rebuild, verify=verify)
     with stage('PANet training'):
         panet = fit_panet(data, out/'grabcut', out/'panet', cfg.panet_config(), schedule(cfg.panet_epochs),
                           cfg.panet_P, cfg.Q, resume='auto').model
     with stage('PANet part stores'):
         parts_cfg = PartConfig(k=cfg.num_parts, seed=cfg.seed)
-        to_store = dict(source='panet/last.pt', progress=progress)
+        to_store = dict(source='panet/last.pt', progress=progress, command=rebuild, verify=verify)
         make_part_store(panet, data.train + data.query + data.gallery, out/'parts', parts_cfg, **to_store)
         lo, hi = cfg.occlusion_area
         occlude(str(root/'image_query'), str(out/'occluded_query'), seed=cfg.seed, min_area=lo, max_area=hi)
@@ -326,19 +328,20 @@ def paired_gaps(runs:list, # the results of `run_demo` with different seeds
 
 # %% ../nbs/40_demo.ipynb #a04bf884
 def demo_command(out:str='pmanet_demo', # output folder: data, runs, results and figures
-         config:str=None, # a YAML/JSON DemoConfig file to override the defaults
-         seed:int=0, # the seed of everything
-         seeds:int=1, # run seeds SEED .. SEED+SEEDS-1 (each in OUT/seedN) and print mean ± std over them
-         workers:int=None, # worker processes (default: chosen for this machine)
-         quiet:bool=False): # no progress bars (they are shown only in a terminal anyway)
+                 config:str=None, # a YAML/JSON DemoConfig file to override the defaults
+                 seed:int=0, # the seed of everything
+                 seeds:int=1, # run seeds SEED .. SEED+SEEDS-1 (in OUT/seedN) and print mean ± std over them
+                 workers:int=None, # worker processes (default: chosen for this machine)
+                 verify:bool=False, # check every stored mask and part entry, recompute the damaged ones
+                 quiet:bool=False): # no progress bars (they are shown only in a terminal anyway)
     "Run PMANet end to end on the synthetic benchmark on CPU: print the results table and write a report."
     if seeds < 1: raise UsageError(f"--seeds must be at least 1, got {seeds}")
     base, progress = DemoConfig.load(config) if config else DemoConfig(), not quiet and sys.stderr.isatty()
     if seeds == 1:
-        run_demo(out, base.replace(seed=seed, workers=workers), progress)
+        run_demo(out, base.replace(seed=seed, workers=workers), progress, verify)
         return print(f"report: {Path(out)/'report.md'}")
     runs = [
-        run_demo(Path(out) / f'seed{s}', base.replace(seed=s, workers=workers), progress)
+        run_demo(Path(out) / f'seed{s}', base.replace(seed=s, workers=workers), progress, verify)
         for s in range(seed, seed + seeds)
     ]
     text = (f"# pmanet demo: seeds {seed}..{seed + seeds - 1}\n\n{markdown_table(seed_summary(runs))}\n\n"

@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 
-from .core import ConfigError, read_image
+from .core import ConfigError, read_image, UsageError
 from .hardware import get_device
 from .checkpoint import complete_spec, load_model, model_class
 from .datasets import IMAGE_EXTS, images_under
@@ -65,7 +65,7 @@ def image_items(images) -> tuple: # folder, image path, RGB uint8 array(s), or a
         else:
             if not Path(x).is_file(): raise FileNotFoundError(f"image not found: {x}")
             items.append(Path(x)); keys.append(str(x))
-    if not items: raise ValueError("no images given")
+    if not items: raise UsageError("no images given")
     return items, keys
 
 class _ImageItems(Dataset):

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 import torch
 
-from .core import GREEN, RED, WHITE, image_tile, picture_row, read_image, stack_rows, write_image
+from .core import (GREEN, RED, WHITE, UsageError, image_tile, picture_row, read_image, stack_rows,
+                         write_image)
 from .hardware import get_device
 from .datasets import ReidDataset
 from .outputs import EMBEDDINGS, Embeddings, MissingOutputError, cosine_distance
@@ -123,7 +124,7 @@ def _used_lambdas(lambdas:dict|None, names) -> dict:
 
 def _check_rerank(rerank):
     if rerank is not None and rerank not in RERANK_PRESETS:
-        raise ValueError(
+        raise UsageError(
             f"unknown re-ranking preset {rerank!r}; use one of {', '.join(RERANK_PRESETS)} or None"
         )
 
@@ -160,7 +161,7 @@ def _rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank:int=50) 
     "mAP, CMC@1/5/10, mINP and query counts of one ranking (VeRi776/Market protocol); and the CMC curve."
     r = rank_queries(distmat, q_pids, g_pids, q_camids, g_camids)
     if not r.valid.any():
-        raise ValueError(
+        raise UsageError(
             "no query has a true match in the gallery (its identity seen by "
             "another camera); check that the query and gallery records come from the same dataset"
         )
@@ -197,7 +198,7 @@ def evaluate_reid(model:torch.nn.Module, # returns named embeddings in eval mode
                     device=device, flip=flip, progress=progress)
     if data.protocol == 'vehicleid':
         if query_records is not None:
-            raise ValueError("VehicleID draws its queries from the test pool (10 splits); occluded query "
+            raise UsageError("VehicleID draws its queries from the test pool (10 splits); occluded query "
                              "sets apply to query-gallery datasets")
         feats, pids, camids = embed(data.gallery, store)
         pool = Embeddings(feats, _used_lambdas(lambdas, feats), [r.key for r in data.gallery])
@@ -243,7 +244,7 @@ def occluded_query_records(queries:list, # the dataset's query ImageRecords
         rel = next((s for s in ('/'.join(parts[i:]) for i in range(len(parts))) if s in patches), None)
         if rel is None: missing.append(r.key)
         else: out.append(r._replace(path=folder/rel))
-    if missing: raise ValueError(f"{len(missing)} of {len(queries)} queries have no occluded copy in "
+    if missing: raise UsageError(f"{len(missing)} of {len(queries)} queries have no occluded copy in "
                                  f"{folder} (e.g. {missing[0]}); "
                                  "was it made from this dataset's query folder?")
     return out

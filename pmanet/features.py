@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import torch
 from tqdm.auto import tqdm
 
+from .core import UsageError
 from .hardware import autocast_dtype, get_device
 from .loading import AugmentConfig, ReidImageDataset, eval_transform, make_eval_loader
 from .outputs import MissingOutputError, ModelOutput
@@ -87,7 +88,7 @@ def extract_features(model:torch.nn.Module, # returns a ModelOutput or named (B,
             for k, v in out.items(): feats.setdefault(k, []).append(v.cpu())
             pids.append(batch['pid'].cpu()); camids.append(batch['camid'].cpu())
     finally: model.train(was_training)
-    if not pids: raise ValueError("the loader gave no batches; is the query or gallery folder empty?")
+    if not pids: raise UsageError("the loader gave no batches; is the query or gallery folder empty?")
     return {k: torch.cat(v) for k, v in feats.items()}, torch.cat(pids), torch.cat(camids)
 
 # %% ../nbs/33_features.ipynb #cf86ac6f

@@ -43,8 +43,8 @@ def _differences(a:dict, b:dict, prefix:str='') -> list:
 def _unit(x, what:str='embeddings') -> np.ndarray:
     "Rows of `x` (tensor or array, (N, D)) as contiguous float32 unit vectors; non-finite values refused."
     x = np.array(x.detach().cpu().numpy() if torch.is_tensor(x) else x, dtype=np.float32, ndmin=2, copy=True)
-    if x.ndim != 2: raise ValueError(f"{what} must be a 2-D (N, D) array, got shape {x.shape}")
-    if not np.isfinite(x).all(): raise ValueError(f"{what} hold NaN or infinite values")
+    if x.ndim != 2: raise UsageError(f"{what} must be a 2-D (N, D) array, got shape {x.shape}")
+    if not np.isfinite(x).all(): raise UsageError(f"{what} hold NaN or infinite values")
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12))
     return x
 
@@ -133,13 +133,13 @@ class GalleryIndex:
         "Append embeddings with their keys and paths; index.json is replaced last, atomically."
         x = _unit(embeddings)
         keys, paths = [str(k) for k in keys], list(paths) if paths is not None else [None] * len(x)
-        if x.shape[1] != self.dim: raise ValueError(f"the index holds {self.dim}-d vectors; got "
+        if x.shape[1] != self.dim: raise UsageError(f"the index holds {self.dim}-d vectors; got "
                                                     f"{x.shape[1]}-d embeddings")
         if not len(keys) == len(paths) == len(x):
             raise ValueError(f"got {len(x)} embeddings, {len(keys)} keys and {len(paths)} paths")
-        if len(set(keys)) < len(keys): raise ValueError("keys repeat within this batch; keys must be unique")
+        if len(set(keys)) < len(keys): raise UsageError("keys repeat within this batch; keys must be unique")
         if present := [k for k in keys if k in self]:
-            raise ValueError("already in the index: "
+            raise UsageError("already in the index: "
                              f"{', '.join(present[:5])}{' ...' if len(present) > 5 else ''}")
         lines = ''.join(json.dumps([k, None if p is None else str(p)], ensure_ascii=False) + '\n'
                         for k, p in zip(keys, paths)).encode()

@@ -40,10 +40,10 @@ def grabcut_rect(h:int, # image height
                  w:int, # image width
                  margin:float=0.05) -> tuple[int, int, int, int]: # fraction of each side left outside
     "The GrabCut rectangle `(x, y, width, height)`: the image inset by `margin`, and by at least one pixel."
-    if not 0 <= margin < 0.5: raise ValueError("GrabCut margin must be in [0, 0.5) (a fraction of each "
+    if not 0 <= margin < 0.5: raise UsageError("GrabCut margin must be in [0, 0.5) (a fraction of each "
                                                f"side), got {margin}")
     x, y = max(1, round(margin * w)), max(1, round(margin * h))
-    if w - 2 * x < 1 or h - 2 * y < 1: raise ValueError(f"image of {h}x{w} pixels is too small for GrabCut "
+    if w - 2 * x < 1 or h - 2 * y < 1: raise UsageError(f"image of {h}x{w} pixels is too small for GrabCut "
                                                         f"with margin {margin}")
     return x, y, w - 2 * x, h - 2 * y
 
@@ -168,6 +168,7 @@ def make_pseudo_masks(source, # a dataset root, or records with `.path` and `.ke
                       config:GrabCutConfig|None=None, # GrabCut settings (default: `GrabCutConfig()`)
                       # the command that rebuilds this store, recorded for error messages
                       command:str|None=None,
+                      verify:bool=False, # first check every stored entry and recompute the damaged ones
                       progress:bool=True) -> dict: # show a progress bar
     """Compute the GrabCut masks of `source` missing from the store at `store_dir`, in parallel; return the
     report."""
@@ -176,6 +177,7 @@ def make_pseudo_masks(source, # a dataset root, or records with `.path` and `.ke
     items = list({it.key: it for it in items}.values())                # one entry per key
     store = Store.create(store_dir, 'grabcut', cfg.to_dict(),
                          command or f"pmanet pseudo-masks DATASET_ROOT {store_dir}", expected=len(items))
+    repaired = store.drop_damaged(progress) if verify else []
     mine = [it for it in items if shard_of(it.key, n) == i]
     jobs = [(str(it.path), it.key, store, cfg.to_dict()) for it in mine if it.key not in store]
     # a cluster job's share
@@ -190,7 +192,7 @@ def make_pseudo_masks(source, # a dataset root, or records with `.path` and `.ke
         shard=f"{i}/{n}", images=len(mine), skipped=len(mine) - len(jobs),
         computed=len(results) - len(unreadable),
         fallbacks=dict(Counter(r for _, r, err in results if r and not err)), unreadable=len(unreadable),
-        seconds=round(time.perf_counter() - t0, 1), workers=workers,
+        seconds=round(time.perf_counter() - t0, 1), workers=workers, repaired=len(repaired),
     )
     rep = dict(store=store.report(), run=run)
     with atomic_write(Path(store_dir)/'report.json', 'w') as f: json.dump(rep, f, indent=2)
@@ -202,16 +204,16 @@ def make_pseudo_masks(source, # a dataset root, or records with `.path` and `.ke
 
 # %% ../nbs/10_grabcut.ipynb #1161e25e
 def pseudo_masks_command(root:str, # every image below it gets a mask, keyed by its relative path
-                 out:str, # the mask store folder (created; running again resumes it)
-                 # 'veri776' or 'vehicleid': read ROOT with pmanet.datasets and mask its training images only
-                 dataset:str=None,
-                 workers:int=0, # worker processes (0: one per CPU core this job may use)
-                 shard:str=None, # 'i/n': only shard i of n (0-based), for cluster array jobs
-                 margin:float=0.05, # fraction of each side outside the GrabCut rectangle
-                 iters:int=5, # GrabCut iterations
-                 max_fg:float=0.98, # fraction of the rectangle above which a mask is degenerate
-                 seed:int=0, # OpenCV RNG seed set before each image
-                 quiet:bool=False): # no progress bar or summary
+                         out:str, # the mask store folder (created; running again resumes it)
+                         dataset:str=None, # 'veri776' or 'vehicleid': mask only the training images of ROOT
+                         workers:int=0, # worker processes (0: one per CPU core this job may use)
+                         shard:str=None, # 'i/n': only shard i of n (0-based), for cluster array jobs
+                         margin:float=0.05, # fraction of each side outside the GrabCut rectangle
+                         iters:int=5, # GrabCut iterations
+                         max_fg:float=0.98, # fraction of the rectangle above which a mask is degenerate
+                         seed:int=0, # OpenCV RNG seed set before each image
+                         verify:bool=False, # check every stored entry first and recompute the damaged ones
+                         quiet:bool=False): # no progress bar or summary
     "Compute GrabCut pseudo masks (paper III-A) for the images under ROOT into the mask store OUT."
     readers = {'veri776': read_veri776, 'vehicleid': read_vehicleid}
     if dataset is not None and dataset not in readers:
@@ -223,14 +225,14 @@ def pseudo_masks_command(root:str, # every image below it gets a mask, keyed by 
         f" --{k.replace('_', '-')} {v}" for k, v in cfg.to_dict().items() if v != getattr(default, k))
     items = list_images(root) if dataset is None else readers[dataset](root, verbose=False).train
     if not items: raise UsageError(f"no images found under {root} (looked for {', '.join(IMAGE_EXTS)})")
-    rep = make_pseudo_masks(items, out, workers=workers, shard=shard, config=cfg,
+    rep = make_pseudo_masks(items, out, workers=workers, shard=shard, config=cfg, verify=verify,
                             command=f"pmanet pseudo-masks {root} {out}{opts}", progress=not quiet)
     if not quiet:
         r, s = rep['run'], rep['store']
-        print(f"shard {r['shard']}: {r['computed']} computed, {r['skipped']} already done, fallbacks "
-              f"{r['fallbacks']} "
-              f"({r['seconds']} s, {r['workers']} workers); store: {s['entries']}/{s['expected']} entries, "
-              f"fallbacks {s['counts'].get('fallback', {})}, corrupt {len(s['corrupt'])}")
+        print(f"shard {r['shard']}: {r['computed']} computed ({r['repaired']} of them repaired), "
+              f"{r['skipped']} already done, fallbacks {r['fallbacks']} ({r['seconds']} s, {r['workers']} "
+              f"workers); store: {s['entries']}/{s['expected']} entries, fallbacks "
+              f"{s['counts'].get('fallback', {})}, corrupt {len(s['corrupt'])}")
 
 # %% ../nbs/10_grabcut.ipynb #327fa9b3
 def _grabcut_image(img): return grabcut_mask(img)[1]

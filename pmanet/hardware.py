@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .core import PmanetError
+from .core import PmanetError, UsageError
 
 # %% auto #0
 __all__ = ['MIN_CPU_BF16_SPEEDUP', 'AMP_CHOICES', 'CHANNELS_LAST_MIN_CPU_SIZE', 'DeviceError', 'get_device', 'usable_cpus',
@@ -90,7 +90,7 @@ AMP_CHOICES = ('auto', 'bf16', 'fp16', 'off')
 def autocast_dtype(amp:str, # 'auto', 'bf16', 'fp16' or 'off'
                    device) -> torch.dtype|None: # a torch.device or its name
     "The dtype `torch.autocast` should run in for setting `amp` on `device`; None means full fp32."
-    if amp not in AMP_CHOICES: raise ValueError(f"amp must be one of {', '.join(AMP_CHOICES)}, got {amp!r}")
+    if amp not in AMP_CHOICES: raise UsageError(f"amp must be one of {', '.join(AMP_CHOICES)}, got {amp!r}")
     kind = torch.device(device).type
     if amp == 'off' or kind not in ('cuda', 'cpu'): return None
     if amp != 'auto': return {'bf16': torch.bfloat16, 'fp16': torch.float16}[amp]
@@ -105,7 +105,7 @@ def use_channels_last(setting, # True, False or 'auto'
                       device, # a torch.device or its name
                       image_size:tuple|None=None) -> bool: # (H, W) of the network's input, when known
     "Whether to run a network in the channels-last memory format."
-    if setting not in (True, False, 'auto'): raise ValueError("channels_last must be True, False or 'auto', "
+    if setting not in (True, False, 'auto'): raise UsageError("channels_last must be True, False or 'auto', "
                                                               f"got {setting!r}")
     if setting != 'auto': return setting
     kind = torch.device(device).type
@@ -118,7 +118,7 @@ def loader_workers(setting:int|None, # a worker count, or None to choose
                    cpus:int|None=None) -> int: # cores to plan for (default: `usable_cpus()`)
     "DataLoader worker processes: `setting` when given, else a count that suits this machine."
     if setting is not None:
-        if setting < 0: raise ValueError(f"the number of loader workers must be >= 0, got {setting}")
+        if setting < 0: raise UsageError(f"the number of loader workers must be >= 0, got {setting}")
         return setting
     cpus = cpus or usable_cpus()
     return 0 if cached and cpus <= 4 else min(8, max(1, cpus - 1))
@@ -126,7 +126,7 @@ def loader_workers(setting:int|None, # a worker count, or None to choose
 # %% ../nbs/01_hardware.ipynb #a21c3af5
 def set_threads(threads:int=0) -> int: # intra-op threads; 0 keeps PyTorch's default
     "Set PyTorch's intra-op thread count (when `threads` > 0); the count now in force."
-    if threads < 0: raise ValueError(f"threads must be >= 0 (0: PyTorch's default), got {threads}")
+    if threads < 0: raise UsageError(f"threads must be >= 0 (0: PyTorch's default), got {threads}")
     if threads: torch.set_num_threads(threads)
     return torch.get_num_threads()
 

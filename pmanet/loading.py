@@ -22,7 +22,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from tqdm.auto import tqdm
 
-from .core import Config, IMAGENET_MEAN, IMAGENET_STD, read_image, seed_worker
+from .core import Config, IMAGENET_MEAN, IMAGENET_STD, UsageError, read_image, seed_worker
 from .hardware import loader_workers, usable_cpus
 from .datasets import DatasetError, ImageRecord
 
@@ -49,8 +49,9 @@ class RandomIdentitySampler(Sampler):
         for i, p in enumerate(pids): by_pid[int(p)].append(i)
         self.index = {p: np.array(v) for p, v in sorted(by_pid.items())}
         if len(self.index) < P * num_replicas:
-            raise ValueError(f"{len(self.index)} identities cannot fill batches of P={P} distinct identities "
-                             f"on {num_replicas} rank(s): need at least {P * num_replicas}; lower P")
+            raise UsageError(f"{len(self.index)} identities cannot fill batches of P={P} distinct identities "
+                             f"on {num_replicas} rank(s): need at least {P * num_replicas}; lower the "
+                             "identities per batch (--ids-per-batch, P)")
         self.counts = {p: max(1, len(v) // Q) for p, v in self.index.items()}
         self._batches = None
 

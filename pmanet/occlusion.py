@@ -32,7 +32,7 @@ def occlusion_patch(key:str, # the image's key (path relative to the query folde
                     aspect:tuple=ASPECT) -> dict: # range of the aspect ratio w/h (log-uniform)
     """The patch of one image: {'box': [x1, y1, x2, y2] (pixels, end-exclusive), 'colour': [r, g, b],
     'fraction', 'size': [h, w]}."""
-    if not 0 < min_area <= max_area < 1: raise ValueError("need 0 < min_area <= max_area < 1, got "
+    if not 0 < min_area <= max_area < 1: raise UsageError("need 0 < min_area <= max_area < 1, got "
                                                           f"{min_area} and {max_area}")
     rng = _key_rng(key, seed)
     area = rng.uniform(min_area, max_area) * height * width

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils import _pytree
 
-from .core import PmanetError
+from .core import PmanetError, UsageError
 
 # %% auto #0
 __all__ = ['EMBEDDINGS', 'MissingOutputError', 'ModelOutput', 'fuse_embeddings', 'cosine_distance', 'fused_distance',
@@ -66,10 +66,10 @@ def fuse_embeddings(named:dict, # name -> (N, D_name) embeddings
                     lambdas:dict) -> torch.Tensor: # name -> lambda >= 0; missing or zero: left out
     "One unit vector per row: concat_k sqrt(lambda_k / sum(lambda)) * normalize(named[k])."
     if bad := {k: w for k, w in lambdas.items() if w < 0}:
-        raise ValueError(f"lambdas must be >= 0, got {bad}")
+        raise UsageError(f"lambdas must be >= 0, got {bad}")
     used = [k for k, w in lambdas.items() if w]
     if not used:
-        raise ValueError(f"every lambda is zero or missing ({lambdas}); at least one embedding must count")
+        raise UsageError(f"every lambda is zero or missing ({lambdas}); at least one embedding must count")
     if missing := [k for k in used if k not in named]:
         raise MissingOutputError(
             f"lambdas name {missing} but the model returns only {sorted(named)}; set their "

@@ -48,6 +48,8 @@ def make_part_store(panet:PANet, # a trained PANet (see `load_panet`)
                     batch_size:int=32, # images per PANet forward pass
                     num_workers:int|None=None, # DataLoader workers (None: chosen for this machine)
                     device:str='auto', # where PANet runs
+                    command:str|None=None, # the command that (re)builds this store, for error messages
+                    verify:bool=False, # first check every stored entry and recompute the damaged ones
                     progress:bool=True) -> dict: # show a progress bar
     """Run PANet + TAM + Part Mask Generation over `records` and store refined masks and K boxes; returns a
     report."""
@@ -55,6 +57,7 @@ def make_part_store(panet:PANet, # a trained PANet (see `load_panet`)
     config = {'panet': str(source), 'parts': part_cfg.to_dict(), 'image_size': list(panet.cfg.image_size),
               'threshold': panet.cfg.mask_threshold}
     done = Store(store_dir) if (Path(store_dir)/'manifest.json').exists() else {}
+    repaired = done.drop_damaged(progress) if verify and done else []
     todo = [r for r in records if r.key not in done]
     loader = make_eval_loader(
         ReidImageDataset(todo, eval_transform(AugmentConfig(size=tuple(panet.cfg.image_size)))), batch_size,
@@ -65,10 +68,10 @@ def make_part_store(panet:PANet, # a trained PANet (see `load_panet`)
         for batch in tqdm(loader, desc='PANet parts', unit='batch', disable=not progress):
             masks, boxes = predict_parts(panet, batch['image'].to(dev), generator)
             for i, m, b in zip(batch['index'].tolist(), masks, boxes): yield todo[i].key, m, b
-    cmd = f"pmanet parts DATASET_ROOT {source or 'PANET_CHECKPOINT'} {store_dir}"
-    written = write_part_store(store_dir, items(), config, cmd, expected=len({r.key for r in records}))
+    command = command or f"pmanet parts DATASET_ROOT {source or 'PANET_CHECKPOINT'} {store_dir}"
+    written = write_part_store(store_dir, items(), config, command, expected=len({r.key for r in records}))
     return dict(images=len(records), skipped=len(records) - len(todo), written=written,
-                kmeans_fallbacks=generator.fallbacks)
+                repaired=len(repaired), kmeans_fallbacks=generator.fallbacks)
 
 # %% ../nbs/17_part_inference.ipynb #1b298ed4
 def show_channel_groups(image:np.ndarray, # RGB uint8 image
@@ -147,17 +150,21 @@ def part_quality(truth, # ground truth by key: {'mask', 'parts'} (e.g. `load_gro
 
 # %% ../nbs/17_part_inference.ipynb #51ab7796
 def parts_command(root:str, # dataset folder
-          checkpoint:str, # PANet checkpoint (from `pmanet train-panet`)
-          out:str, # part store folder (created, or resumed)
-          dataset:str='veri776', # layout: veri776 (also the synthetic set), vehicleid or folder
-          k:int=3, # number of parts K (paper IV-B: 3)
-          method:str='kmeans', # 'kmeans' (PANet, paper III-A-2) or 'uniform' (ablation R1)
-          batch_size:int=32, # images per forward pass
-          workers:int=4, # DataLoader workers
-          device:str='auto'): # 'auto', 'cpu', 'cuda'
+                  checkpoint:str, # PANet checkpoint (from `pmanet train-panet`)
+                  out:str, # part store folder (created, or resumed)
+                  dataset:str='veri776', # layout: veri776 (also the synthetic set), vehicleid or folder
+                  k:int=3, # number of parts K (paper IV-B: 3)
+                  method:str='kmeans', # 'kmeans' (PANet, paper III-A-2) or 'uniform' (ablation R1)
+                  batch_size:int=32, # images per forward pass
+                  workers:int=4, # DataLoader workers
+                  device:str='auto', # 'auto', 'cpu', 'cuda'
+                  verify:bool=False): # check every stored entry first and recompute the damaged ones
     "Run PANet over every image of a dataset and store refined masks and K part boxes for PMNet."
     data = read_dataset(root, dataset)
+    opts = ''.join(f" --{n} {v}" for n, v in dict(dataset=dataset, k=k, method=method).items()
+                   if v != {'dataset': 'veri776', 'k': 3, 'method': 'kmeans'}[n])
     rep = make_part_store(load_panet(checkpoint), data.train + data.query + data.gallery, out,
-                          PartConfig(method=method, k=k),
-                          source=checkpoint, batch_size=batch_size, num_workers=workers, device=device)
+                          PartConfig(method=method, k=k), source=checkpoint, batch_size=batch_size,
+                          num_workers=workers, device=device, verify=verify,
+                          command=f"pmanet parts {root} {checkpoint} {out}{opts}")
     print(json.dumps(rep))

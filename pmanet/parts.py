@@ -17,7 +17,7 @@ from matplotlib.patches import Rectangle
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
-from .core import Config
+from .core import Config, UsageError
 from .store import Store
 
 # %% auto #0
@@ -95,9 +95,9 @@ class PartBoxGenerator:
                  **kwargs):
         self.config = (config or PartConfig()).replace(**kwargs)
         if self.config.method not in ('kmeans', 'uniform'):
-            raise ValueError(f"unknown part method {self.config.method!r}; use 'kmeans' or 'uniform'")
+            raise UsageError(f"unknown part method {self.config.method!r}; use 'kmeans' or 'uniform'")
         if self.config.k < 1 or self.config.n_init < 1:
-            raise ValueError(f"k and n_init must be >= 1, got {self.config.k} and {self.config.n_init}")
+            raise UsageError(f"k and n_init must be >= 1, got {self.config.k} and {self.config.n_init}")
         self.fallbacks = 0       # images that had fewer than K distinct centres and got uniform stripes
 
     def kmeans_boxes(self, centres:np.ndarray, h:int, w:int) -> np.ndarray: # valid centres (N x 2)

@@ -12,8 +12,9 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from .core import PmanetError, atomic_write
+from .core import PmanetError, atomic_write, UsageError
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'MANIFEST', 'StoreError', 'CorruptEntryError', 'check_key', 'entry_relpath', 'parse_shard',
@@ -33,11 +34,11 @@ class CorruptEntryError(StoreError):
 def check_key(key:str) -> str: # an image path relative to the dataset root, POSIX form
     "Return `key` if it is a clean relative POSIX path, else raise `ValueError` saying what a key looks like."
     if not isinstance(key, str) or not key:
-        raise ValueError(
+        raise UsageError(
             f"store keys are non-empty strings (image paths relative to the dataset root), got {key!r}"
         )
     if key.startswith('/') or '\\' in key or any(p in ('', '.', '..') for p in key.split('/')):
-        raise ValueError(
+        raise UsageError(
             f"bad store key {key!r}: keys are image paths relative to the dataset root in POSIX form, "
             "like 'image_train/0001_c001_00016450_0.jpg'"
         )
@@ -47,7 +48,7 @@ def check_key(key:str) -> str: # an image path relative to the dataset root, POS
 def entry_relpath(key:str) -> str: # an image key, e.g. 'image_train/0001_c001_00016450_0.jpg'
     "The entry file of `key` inside a store folder: a hashed subfolder, then the %-quoted key plus '.npz'."
     name = quote(check_key(key), safe='') + '.npz'
-    if len(name) > 255: raise ValueError(f"store key too long for a file name once quoted ({len(name)} > 255 "
+    if len(name) > 255: raise UsageError(f"store key too long for a file name once quoted ({len(name)} > 255 "
                                          f"characters): {key!r}")
     return f"{hashlib.sha1(key.encode()).hexdigest()[:2]}/{name}"
 
@@ -58,10 +59,10 @@ def parse_shard(shard:str|None) -> tuple[int, int]: # 'i/n' with 0 <= i < n, or 
     try:
         i, n = (int(s) for s in str(shard).split('/'))
     except ValueError:
-        raise ValueError(
+        raise UsageError(
             f"--shard must look like i/n (e.g. 0/8 for the first of 8 jobs), got {shard!r}"
         ) from None
-    if not (n >= 1 and 0 <= i < n): raise ValueError(f"--shard {shard}: shards are numbered 0..n-1, so 0 <= "
+    if not (n >= 1 and 0 <= i < n): raise UsageError(f"--shard {shard}: shards are numbered 0..n-1, so 0 <= "
                                                      "i < n is needed")
     return i, n
 
@@ -111,6 +112,8 @@ class Store:
     kind = property(lambda self: self.manifest['kind'], doc="What the entries are: 'grabcut', 'parts', ...")
     command = property(lambda self: self.manifest['command'],
                        doc="The command that builds (or resumes) this store.")
+    repair_command = property(lambda self: f"{self.command} --verify",
+                              doc="The command that checks every entry and recomputes the damaged ones.")
     def __repr__(self): return f"Store({str(self.path)!r}, kind={self.kind!r})"
 
     @classmethod
@@ -158,8 +161,8 @@ class Store:
         "The arrays and metadata of `key`, verified; `KeyError` if absent, `CorruptEntryError` if damaged."
         f = self.path/entry_relpath(key)
         def corrupt(why): return CorruptEntryError(
-            f"corrupt store entry {key!r} ({f}): {why}. Delete that file and re-run `{self.command}` "
-            "to rebuild it (finished entries are kept)")
+            f"corrupt store entry {key!r} ({f}): {why}. Run `{self.repair_command}` to recompute the "
+            "damaged entries (the others are kept)")
         try:
             with _READ_LOCK, np.load(f, allow_pickle=False) as z: arrays = {n: z[n] for n in z.files}
         except FileNotFoundError:
@@ -189,6 +192,16 @@ class Store:
         subdirs = [d for d in os.scandir(self.path) if d.is_dir() and len(d.name) == 2]
         return sorted(unquote(e.name[:-4]) for d in subdirs for e in os.scandir(d.path)
                       if e.name.endswith('.npz') and not e.name.startswith('.'))
+
+    def drop_damaged(self, progress:bool=False) -> list[str]: # show a progress bar over the entries
+        """Check every entry (readable, its own key, checksum) and delete the damaged ones, so that resuming
+        the builder recomputes exactly those; returns their keys."""
+        damaged = []
+        for k in tqdm(self.keys(), desc=f"verify {self.kind} store", unit='entry', disable=not progress):
+            try: self._read(k)
+            except CorruptEntryError: damaged.append(k)
+        for k in damaged: (self.path/entry_relpath(k)).unlink()
+        return damaged
 
     def __iter__(self): return iter(self.keys())
 
