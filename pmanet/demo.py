@@ -312,18 +312,9 @@ def paired_gaps(runs:list, # the results of `run_demo` with different seeds
     for model in ('PMANet', 'PMANet°'):
         for q in ('normal', 'occluded'):
             gaps = {k: [rows[model, q][k] - rows[baseline, q][k] for rows in keyed] for k in _METRICS}
-            out.append(
-                {
-                    'model': model,
-                    'queries': q,
-                    **{f'{k} gain': _mean_std(v) for k, v in gaps.items()},
-                    'mAP gain / std': round(
-                        float(np.mean(gaps['mAP']) / max(np.std(gaps['mAP'], ddof=1), 1e-12)), 1
-                    )
-                    if len(runs) > 1
-                    else '',
-                }
-            )
+            ratio = np.mean(gaps['mAP']) / max(np.std(gaps['mAP'], ddof=1), 1e-12) if len(runs) > 1 else None
+            out.append({'model': model, 'queries': q, **{f'{k} gain': _mean_std(v) for k, v in gaps.items()},
+                        'mAP gain / std': '' if ratio is None else f"{ratio:.1f}"})
     return out
 
 # %% ../nbs/40_demo.ipynb #a04bf884

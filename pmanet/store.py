@@ -118,10 +118,10 @@ class Store:
 
     @classmethod
     def create(cls, path, # the store folder (created if needed)
-                kind:str, # what the entries are, e.g. 'grabcut' or 'parts'
-                config:dict, # the settings the entries are made with (compared with an existing store's)
-                command:str, # the command that builds this store, shown in error messages
-                expected:int|None=None): # how many keys the complete store holds, if known
+               kind:str, # what the entries are, e.g. 'grabcut' or 'parts'
+               config:dict, # the settings the entries are made with (compared with an existing store's)
+               command:str, # the command that builds this store, shown in error messages
+               expected:int|None=None): # how many keys the complete store holds, if known
         """Open the store at `path` for writing, creating it if needed; refuse an existing one of another kind
         or config."""
         path, config = Path(path), json.loads(json.dumps(config))
@@ -139,8 +139,8 @@ class Store:
         return cls(path)
 
     def put(self, key:str, # the image key
-             arrays:dict, # name -> numpy array (names must not start with '__')
-             meta:dict|None=None): # JSON-able metadata kept with the entry (e.g. {'fallback': 'empty'})
+            arrays:dict, # name -> numpy array (names must not start with '__')
+            meta:dict|None=None): # JSON-able metadata kept with the entry (e.g. {'fallback': 'empty'})
         """Write the entry for `key` atomically: a killed writer leaves the old entry or none, never half of
         one."""
         arrays = {n: np.asarray(a) for n, a in arrays.items()}

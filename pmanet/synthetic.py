@@ -1100,14 +1100,14 @@ def load_ground_truth(root) -> SyntheticGroundTruth: # a set from `make_syntheti
 
 # %% ../nbs/04_synthetic.ipynb #6fc4c014
 def synthetic_command(out_dir:str, # output folder: new, empty, or an old synthetic set (--overwrite)
-              ids:int=60, # identities in all; a third of them (at least 2) are test identities
-              seed:int=0, # every random choice derives from it: the same seed gives byte-identical files
-              size:int=128, # image height in pixels
-              images:int=16, # mean images per identity
-              cameras:int=12, # number of cameras
-              group:int=3, # near-duplicate group size (1: no near-duplicates)
-              workers:int=0, # worker processes (0: render in this process); the files do not depend on it
-              overwrite:bool=False): # replace a previous synthetic set in OUT_DIR
+                      ids:int=60, # identities in all; a third of them (at least 2) are test identities
+                      seed:int=0, # every random choice derives from it: same seed, byte-identical files
+                      size:int=128, # image height in pixels
+                      images:int=16, # mean images per identity
+                      cameras:int=12, # number of cameras
+                      group:int=3, # near-duplicate group size (1: no near-duplicates)
+                      workers:int=0, # worker processes (0: in this process); the files don't depend on it
+                      overwrite:bool=False): # replace a previous synthetic set in OUT_DIR
     """Write a synthetic multi-view vehicle Re-ID benchmark: VeRi776 layout plus ground-truth masks and part
     boxes."""
     if ids < 3: raise UsageError(f"--ids must be at least 3 (one train and two test identities), got {ids}")
