@@ -1,4 +1,4 @@
-"""Re-ID datasets on disk: readers for VeRi776, VehicleID and your own folders, with errors that show the expected layout and what is there.
+"""Re-ID datasets on disk: readers for VeRi776, VehicleID, VeRi-Wild and your own folders, with errors that show the expected layout and what is there.
 
 Docs: https://pmanet.github.io/pmanet/datasets.html.md"""
 
@@ -18,9 +18,10 @@ import numpy as np
 from .core import ImageReadError, PmanetError, read_image
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'VERI776_LAYOUT', 'VERI776_NAME', 'VEHICLEID_LAYOUT', 'FOLDER_LAYOUT', 'DATASET_READERS', 'ImageRecord',
-           'DatasetError', 'ReidDataset', 'check_images', 'read_veri776', 'write_image_file', 'write_veri776_tree',
-           'read_vehicleid', 'images_under', 'read_folder', 'read_dataset']
+__all__ = ['IMAGE_EXTS', 'VERI776_LAYOUT', 'VERI776_NAME', 'VEHICLEID_LAYOUT', 'VERIWILD_LAYOUT', 'VERIWILD_SIZES',
+           'VERIWILD_NAME', 'FOLDER_LAYOUT', 'DATASET_READERS', 'ImageRecord', 'DatasetError', 'ReidDataset',
+           'check_images', 'read_veri776', 'write_image_file', 'write_veri776_tree', 'read_vehicleid', 'read_veriwild',
+           'write_veriwild_tree', 'images_under', 'read_folder', 'read_dataset']
 
 # %% ../nbs/03_datasets.ipynb #805f7427
 class ImageRecord(NamedTuple):
@@ -101,19 +102,34 @@ def _found(root:Path, n:int=12) -> str:
         else '(nothing)'
     )
 
+def _expected(layout:str) -> str:
+    "A layout drawing as one line: 'ROOT should hold a/, b/c.txt, ...' (errors are one line each)."
+    paths, parents = [], []
+    for line in layout.splitlines()[1:]:
+        m = re.match(r'(.*?)[├└]── (\S+)', line)
+        depth = (len(m.group(1)) - 2) // 4
+        parents[depth:] = [m.group(2)]
+        paths.append(''.join(parents))
+    leaves = [p for p in paths if not any(q != p and q.startswith(p) for q in paths)]
+    return f"ROOT should hold {', '.join(leaves)}"
+
 def _require(path:Path, what:str, root:Path, layout:str) -> Path:
     "`path` if it exists, else a `DatasetError` naming it with the expected layout and what `root` holds."
-    if not path.exists(): raise DatasetError(f"{what} not found: {path}\nexpected "
-                                             f"layout:\n{layout}\n{_found(root)}")
+    if not path.exists(): raise DatasetError(f"{what} not found: {path}; {_expected(layout)}; {_found(root)}")
     return path
 
 def _examples(items: list, n: int = 5) -> str:
     return ', '.join(map(str, items[:n])) + (', ...' if len(items) > n else '')
 
 def _require_images(folder:Path, names:list, source:Path):
-    "Fail naming the images `source` lists that are not in `folder` (how many, and the first few)."
-    present = set(os.listdir(folder))
-    missing = [n for n in names if n not in present]
+    """Fail naming the images `source` lists that are not in `folder` (how many, and the first few); names may
+    sit in sub-folders (`VID/IMAGE.jpg`), each sub-folder is listed once."""
+    listed = {}
+    def present(name):
+        sub, _, base = name.rpartition('/')
+        if sub not in listed: listed[sub] = set(os.listdir(folder/sub)) if (folder/sub).is_dir() else set()
+        return base in listed[sub]
+    missing = [n for n in names if not present(n)]
     if missing: raise DatasetError(f"{len(missing)} of {len(names)} images listed in {source} are missing "
                                    f"from {folder}: {_examples(missing)}")
 
@@ -123,10 +139,10 @@ def check_images(records:list, # ImageRecords to decode
     "Decode every image with `read_image`; raise one `DatasetError` listing all unreadable paths."
     def check(r):
         try: read_image(r.path)
-        except (OSError, ImageReadError) as e: return f"  {r.path}: {e.__class__.__name__}"
+        except (OSError, ImageReadError) as e: return f"{r.path} ({e.__class__.__name__})"
     with ThreadPoolExecutor(num_threads or os.cpu_count()) as ex:
         bad = [m for m in ex.map(check, records) if m]
-    if bad: raise DatasetError(f"{len(bad)} of {len(records)} images cannot be read:\n" + '\n'.join(bad))
+    if bad: raise DatasetError(f"{len(bad)} of {len(records)} images cannot be read: {_examples(bad)}")
 
 # %% ../nbs/03_datasets.ipynb #e89679c8
 VERI776_LAYOUT = """  ROOT/                  <- the folder you pass
@@ -225,7 +241,7 @@ def read_vehicleid(root, # the VehicleID folder (holding image/ and train_test_s
     if not test_file.exists():
         have = sorted(p.name for p in split_dir.glob('test_list_*.txt'))
         raise DatasetError(f"list file not found: {test_file} (test_size={test_size}); test lists present: "
-                           f"{', '.join(have) or 'none'}\nexpected layout:\n{VEHICLEID_LAYOUT}")
+                           f"{', '.join(have) or 'none'}; {_expected(VEHICLEID_LAYOUT)}")
     train = _read_vehicleid_list(_require(split_dir/'train_list.txt', 'list file', root, VEHICLEID_LAYOUT),
                                  image_dir)
     test = _read_vehicleid_list(test_file, image_dir)
@@ -235,6 +251,93 @@ def read_vehicleid(root, # the VehicleID folder (holding image/ and train_test_s
                      has_cameras=False)
     if verbose: print(ds)
     return ds
+
+# %% ../nbs/03_datasets.ipynb #c3a28736
+VERIWILD_LAYOUT = """  ROOT/                        <- the folder you pass
+  ├── images/                  VID/IMAGE_ID.jpg
+  └── train_test_split/
+      ├── train_list.txt       lines `VID/IMAGE_ID`
+      ├── test_3000.txt        gallery of the small test set (and test_5000, test_10000)
+      ├── test_3000_query.txt  its queries
+      └── vehicle_info.txt     a header, then `VID/IMAGE_ID;camera;time;model;type;color` per image"""
+VERIWILD_SIZES = (3000, 5000, 10000)   # small, medium and large test sets
+VERIWILD_NAME = re.compile(r'(?P<pid>\d+)/[^/\s]+')
+
+def _read_vehicle_info(path:Path) -> dict:
+    "Camera of every image of VeRi-Wild's `vehicle_info.txt`: 'VID/IMAGE_ID' -> camera (the header skipped)."
+    cams = {}
+    for i, line in enumerate(path.read_text().splitlines()):
+        parts = [p.strip() for p in line.split(';')]
+        if not line.strip() or (i == 0 and not (len(parts) > 1 and parts[1].isdigit())): continue
+        if len(parts) < 2 or not parts[1].isdigit() or not VERIWILD_NAME.fullmatch(parts[0]):
+            raise DatasetError(f"{path}, line {i + 1}: expected `VID/IMAGE_ID;camera;...`, got {line!r}")
+        cams[parts[0]] = int(parts[1])
+    if not cams: raise DatasetError(f"{path} lists no images")
+    return cams
+
+# %% ../nbs/03_datasets.ipynb #ec33fc77
+def _read_veriwild_list(path:Path, image_dir:Path, cams:dict) -> list:
+    "Records of one VeRi-Wild list file (`VID/IMAGE_ID` lines), cameras from `vehicle_info.txt`."
+    names = _read_names(path)
+    bad = [n for n in names if not VERIWILD_NAME.fullmatch(n)]
+    if bad: raise DatasetError(f"{len(bad)} of {len(names)} lines of {path} are not `VID/IMAGE_ID`: "
+                               f"{_examples(bad)}")
+    unknown = [n for n in names if n not in cams]
+    if unknown: raise DatasetError(f"{len(unknown)} of {len(names)} images listed in {path} have no line in "
+                                   f"{image_dir.parent/'train_test_split'/'vehicle_info.txt'}: "
+                                   f"{_examples(unknown)}; is it from the same release?")
+    _require_images(image_dir, [f'{n}.jpg' for n in names], path)
+    return [ImageRecord(image_dir / f'{n}.jpg', int(n.split('/')[0]), cams[n], f'images/{n}.jpg')
+            for n in names]
+
+# %% ../nbs/03_datasets.ipynb #5e68f527
+def read_veriwild(root, # the VeRi-Wild folder (holding images/ and train_test_split/)
+                  test_size:int=3000, # 3000, 5000 or 10000 vehicles (small/medium/large test set)
+                  verify_images:bool=False, # also decode every image (slow; reports all unreadable files)
+                  verbose:bool=True) -> ReidDataset: # print the summary table
+    "Read VeRi-Wild: train (relabelled), and the query and gallery of the `test_size`-vehicle test set."
+    root = Path(root).expanduser().absolute()
+    image_dir = _require(root/'images', 'image folder', root, VERIWILD_LAYOUT)
+    split = _require(root/'train_test_split', 'split folder', root, VERIWILD_LAYOUT)
+    gallery_file, query_file = split/f'test_{test_size}.txt', split/f'test_{test_size}_query.txt'
+    for f in (gallery_file, query_file):
+        if not f.exists():
+            have = sorted(p.name for p in split.glob('test_*.txt'))
+            raise DatasetError(f"list file not found: {f} (test_size={test_size}; VeRi-Wild's test sizes are "
+                               f"{', '.join(map(str, VERIWILD_SIZES))}); test lists present: "
+                               f"{', '.join(have) or 'none'}; {_expected(VERIWILD_LAYOUT)}")
+    cams = _read_vehicle_info(_require(split/'vehicle_info.txt', 'vehicle information file', root,
+                                       VERIWILD_LAYOUT))
+    train_file = _require(split/'train_list.txt', 'list file', root, VERIWILD_LAYOUT)
+    train, query, gallery = (_read_veriwild_list(f, image_dir, cams) for f in (train_file, query_file,
+                                                                               gallery_file))
+    if verify_images: check_images(train + query + gallery)
+    train, pids = _relabel(train)
+    ds = ReidDataset(f'VeRi-Wild-{test_size}', root, train, query, gallery, pids)
+    if verbose: print(ds)
+    return ds
+
+# %% ../nbs/03_datasets.ipynb #07311a34
+def write_veriwild_tree(root, # folder to write into
+                        train:list, # [(vehicle id, camera), ...]
+                        tests:dict) -> Path: # test size -> ([(vehicle id, camera)] queries, [...] gallery)
+    "A tiny VeRi-Wild tree of plain images in the official layout, with its lists and vehicle_info.txt."
+    root, info, n = Path(root), ['id/image;Camera ID;Time;Model;Type;Color'], 0
+    def write(items):
+        nonlocal n
+        names = [f'{vid:05d}/{n + i:06d}' for i, (vid, _) in enumerate(items)]
+        for name, (_, cam) in zip(names, items):
+            write_image_file(root/'images'/f'{name}.jpg')
+            info.append(f'{name};{cam};2018-03-11 11:40:07;Buick;sedan;white')
+        n += len(items)
+        return ''.join(f'{name}\n' for name in names)
+    split = root/'train_test_split'; split.mkdir(parents=True, exist_ok=True)
+    (split/'train_list.txt').write_text(write(train))
+    for size, (query, gallery) in tests.items():
+        (split/f'test_{size}_query.txt').write_text(write(query))
+        (split/f'test_{size}.txt').write_text(write(gallery))
+    (split/'vehicle_info.txt').write_text('\n'.join(info) + '\n')
+    return root
 
 # %% ../nbs/03_datasets.ipynb #069830e9
 FOLDER_LAYOUT = """  ROOT/                  <- the folder you pass
@@ -271,7 +374,7 @@ def _scan_split(folder:Path, rx) -> list:
                 "in the file name"
             )
         items = [(p, d.name, None) for d in sorted(folder.iterdir()) if d.is_dir() for p in images_under(d)]
-    if not items: raise DatasetError(f"no images found in {folder}\nexpected layout:\n{FOLDER_LAYOUT}")
+    if not items: raise DatasetError(f"no images found in {folder}; {_expected(FOLDER_LAYOUT)}")
     return items
 
 # %% ../nbs/03_datasets.ipynb #c35c0db5
@@ -311,10 +414,11 @@ def read_folder(root, # folder holding train/, query/ and gallery/
     return ds
 
 # %% ../nbs/03_datasets.ipynb #53507284
-DATASET_READERS = {'veri776': read_veri776, 'vehicleid': read_vehicleid, 'folder': read_folder}
+DATASET_READERS = {'veri776': read_veri776, 'vehicleid': read_vehicleid, 'veriwild': read_veriwild,
+                   'folder': read_folder}
 
 def read_dataset(root, # the dataset folder
-                 kind:str='veri776', # 'veri776' (also the synthetic benchmark), 'vehicleid' or 'folder'
+                 kind:str='veri776', # 'veri776' (also the synthetic set), 'vehicleid', 'veriwild' or 'folder'
                  **kwargs) -> ReidDataset: # passed to the reader (e.g. test_size, pattern, verbose)
     "Read a dataset of any supported layout by name."
     if kind not in DATASET_READERS:

@@ -1,4 +1,4 @@
-"""CMC, mAP and mINP under the VeRi776/Market protocol, equal to the torchreid / fast-reid `evaluate_rank` and tens of times faster; the official VeRi trapezoid AP; the VehicleID protocol (paper IV-A-2).
+"""CMC, mAP and mINP under the VeRi776/Market protocol, equal to the torchreid / fast-reid `evaluate_rank` and tens of times faster; the official VeRi trapezoid AP; the VehicleID protocol (paper IV-A-2); evaluation streamed a block of queries at a time for galleries too large for one matrix (VeRi-Wild).
 
 Docs: https://pmanet.github.io/pmanet/metrics.html.md"""
 
@@ -7,14 +7,17 @@ Docs: https://pmanet.github.io/pmanet/metrics.html.md"""
 # %% ../nbs/30_metrics.ipynb #d832ac87
 from __future__ import annotations
 import math, warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['as_numpy', 'QueryRanks', 'rank_queries', 'evaluate_rank', 'take_rows', 'vehicleid_split', 'evaluate_vehicleid']
+__all__ = ['as_numpy', 'QueryRanks', 'rank_queries', 'evaluate_rank', 'take_rows', 'vehicleid_split', 'evaluate_vehicleid',
+           'num_rows', 'distance_blocks']
 
 # %% ../nbs/30_metrics.ipynb #367a1e8c
 def as_numpy(x) -> np.ndarray:
@@ -87,27 +90,12 @@ class QueryRanks:
             np.float32
         )
 
-# %% ../nbs/30_metrics.ipynb #004458af
-def rank_queries(distmat, # (Q, G) distances, NumPy array or tensor (smaller is closer)
-                 q_pids, g_pids, # (Q,), (G,) identities
-                 q_camids, g_camids, # (Q,), (G,) camera ids
-                 ap_variant:str='standard', # 'standard' (fast-reid) or 'trapezoid' (VeRi MATLAB)
-                 chunk:int=256, # queries per chunk (memory ~ chunk x G)
-                 workers:int|None=None) -> QueryRanks: # threads; default torch.get_num_threads()
-    "Rank the gallery for every query (junk removed) and return the per-query first-match rank, AP and INP."
-    if ap_variant not in ('standard', 'trapezoid'): raise ValueError("ap_variant must be 'standard' or "
-                                                                     f"'trapezoid', got {ap_variant!r}")
-    dist = as_numpy(distmat)
-    if dist.ndim != 2: raise ValueError("distmat must be a (num_query, num_gallery) matrix, got shape "
-                                        f"{dist.shape}")
-    q_pids, g_pids, q_camids, g_camids = (as_numpy(a).ravel() for a in (q_pids, g_pids, q_camids, g_camids))
-    nq, ng = dist.shape
-    for name, a, n in (('q_pids', q_pids, nq), ('q_camids', q_camids, nq), ('g_pids', g_pids, ng),
-                       ('g_camids', g_camids, ng)):
-        if len(a) != n: raise ValueError(f"{name} has {len(a)} entries but distmat has {n} "
-                                         f"{'rows' if n == nq else 'columns'}")
-    if np.issubdtype(dist.dtype, np.floating) and np.isnan(dist).any():
-        raise ValueError("distmat contains NaN; check the features it came from")
+# %% ../nbs/30_metrics.ipynb #f2d51bfe
+def _match_ranks(dist:np.ndarray, # (B, G) distances of consecutive queries
+                 q_pids, q_camids, # (B,) the block's query identities and cameras
+                 g_pids, g_camids, # (G,) the gallery's
+                 chunk:int, pool:ThreadPoolExecutor): # rows per job, and the threads that run the jobs
+    "Query index (within the block) and junk-free rank of every true match; chunks of rows in parallel."
     def job(s):
         sl = slice(s, s + chunk)
         qi, gj = _same_id_pairs(q_pids[sl], g_pids)
@@ -115,12 +103,15 @@ def rank_queries(distmat, # (Q, G) distances, NumPy array or tensor (smaller is 
         if tied.any():
             rows = np.flatnonzero(tied) + s
             r, rk = _ranks_by_sorting(dist[rows], q_pids[rows], q_camids[rows], g_pids, g_camids)
-            qi, rank = np.concatenate([qi + s, rows[r]]), np.concatenate([rank, rk])
-        else: qi = qi + s
-        return qi, rank
-    with ThreadPoolExecutor(workers or torch.get_num_threads()) as ex:
-        parts = list(ex.map(job, range(0, nq, chunk)))
-    qi, rank = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            return np.concatenate([qi + s, rows[r]]), np.concatenate([rank, rk])
+        return qi + s, rank
+    parts = list(pool.map(job, range(0, len(dist), chunk)))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+# %% ../nbs/30_metrics.ipynb #de37023d
+def _query_ranks(qi:np.ndarray, rank:np.ndarray, # query and junk-free rank of every true match
+                 nq:int, ng:int, ap_variant:str) -> QueryRanks:
+    "First-match rank, AP and INP of every query from the ranks of its true matches."
     o = np.lexsort((rank, qi)); qi, rank = qi[o], rank[o]
     n = np.bincount(qi, minlength=nq); valid = n > 0
     head = np.cumsum(n) - n
@@ -133,6 +124,40 @@ def rank_queries(distmat, # (Q, G) distances, NumPy array or tensor (smaller is 
         ap = np.where(valid, np.bincount(qi, term, minlength=nq) / n, np.nan)
         inp = np.where(valid, n / (last + 1.), np.nan)
     return QueryRanks(first, ap, inp, ng)
+
+# %% ../nbs/30_metrics.ipynb #004458af
+def rank_queries(distmat, # (Q, G) distances (array or tensor), or an iterator of (B, G) blocks in query order
+                 q_pids, g_pids, # (Q,), (G,) identities
+                 q_camids, g_camids, # (Q,), (G,) camera ids
+                 ap_variant:str='standard', # 'standard' (fast-reid) or 'trapezoid' (VeRi MATLAB)
+                 chunk:int=256, # queries per job (memory ~ chunk x G)
+                 workers:int|None=None) -> QueryRanks: # threads; default torch.get_num_threads()
+    "Rank the gallery for every query (junk removed) and return the per-query first-match rank, AP and INP."
+    if ap_variant not in ('standard', 'trapezoid'): raise ValueError("ap_variant must be 'standard' or "
+                                                                     f"'trapezoid', got {ap_variant!r}")
+    q_pids, g_pids, q_camids, g_camids = (as_numpy(a).ravel() for a in (q_pids, g_pids, q_camids, g_camids))
+    def check(rows, cols, end): # lengths against the rows seen so far (all of them at the end), the columns
+        for name, a, n, what in (('q_pids', q_pids, rows, 'rows'), ('q_camids', q_camids, rows, 'rows'),
+                                 ('g_pids', g_pids, cols, 'columns'),
+                                 ('g_camids', g_camids, cols, 'columns')):
+            if len(a) < n or (len(a) != n and (end or what == 'columns')):
+                raise ValueError(f"{name} has {len(a)} entries but distmat has {n} {what}")
+    s, parts = 0, []
+    with ThreadPoolExecutor(workers or torch.get_num_threads()) as pool:
+        for block in (distmat if isinstance(distmat, Iterator) else [distmat]):
+            dist = as_numpy(block)
+            if dist.ndim != 2: raise ValueError("distmat must be a (num_query, num_gallery) matrix, got "
+                                                f"shape {dist.shape}")
+            check(s + len(dist), dist.shape[1], end=False)
+            if np.issubdtype(dist.dtype, np.floating) and np.isnan(dist).any():
+                raise ValueError("distmat contains NaN; check the features it came from")
+            qi, rank = _match_ranks(dist, q_pids[s:s + len(dist)], q_camids[s:s + len(dist)], g_pids,
+                                    g_camids, chunk, pool)
+            parts.append((qi + s, rank)); s += len(dist)
+            del block, dist                                       # before the next block is made
+    check(s, len(g_pids), end=True)
+    return _query_ranks(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), s,
+                        len(g_pids), ap_variant)
 
 # %% ../nbs/30_metrics.ipynb #f07818dc
 def evaluate_rank(distmat, # (Q, G) distances (smaller is closer)
@@ -191,3 +216,18 @@ def evaluate_vehicleid(feats, # (N, D) features of one test list: tensor, array,
     return {'mean': {k: float(np.mean([s[k] for s in per_split])) for k in keys},
             'std': {k: float(np.std([s[k] for s in per_split])) for k in keys},
             'splits': per_split, 'galleries': galleries}
+
+# %% ../nbs/30_metrics.ipynb #eeb8a62a
+def num_rows(x) -> int:
+    "Number of rows of an array, a tensor, or of a dict of them (its first entry)."
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+def distance_blocks(q_feats, # (Q, D) query features: tensor, array, or dict of named embeddings
+                    g_feats, # (G, D) gallery features, same kind
+                    distance, # callable(query_feats, gallery_feats) -> (B, G) distances
+                    block:int=1024, # queries per block (memory ~ block x G x 4 bytes)
+                    progress:bool=False): # a progress bar over the blocks (rate and time left)
+    "The (Q, G) distances as an iterator of (B, G) blocks of consecutive queries, computed as they are read."
+    for s in tqdm(range(0, num_rows(q_feats), block), desc='evaluation: distances', unit='block',
+                  disable=not progress):
+        yield distance(take_rows(q_feats, slice(s, s + block)), g_feats)

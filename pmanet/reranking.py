@@ -1,4 +1,4 @@
-"""k-reciprocal re-ranking (Zhong et al. 2017, the paper's ref. [16], "PMANet+RR" in Table I), equal to the original dense code but holding only sparse neighbour sets, so it fits VehicleID-large and larger galleries.
+"""k-reciprocal re-ranking (Zhong et al. 2017, the paper's ref. [16], "PMANet+RR" in Table I), equal to the original dense code but holding only sparse neighbour sets and streaming its output in blocks, so it runs at VeRi-Wild-large size (138,517 images) in a few GB.
 
 Docs: https://pmanet.github.io/pmanet/reranking.html.md"""
 
@@ -11,10 +11,10 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from .metrics import as_numpy, take_rows
+from .metrics import as_numpy, num_rows, take_rows
 
 # %% auto #0
-__all__ = ['RERANK_PRESETS', 'euclidean_distance', 're_ranking', 're_ranking_features']
+__all__ = ['RERANK_PRESETS', 'euclidean_distance', 're_ranking', 're_ranking_blocks', 're_ranking_features']
 
 # %% ../nbs/31_reranking.ipynb #9e5a139f
 RERANK_PRESETS = {
@@ -58,30 +58,33 @@ class _MatrixRows:
             out[m] = mat[rr[m], cc[m]]
         return np.square(out).astype(np.float32, copy=False)
 
-    def query_gallery(self) -> np.ndarray:
-        "Squared query x gallery distances, float32."
-        return np.square(self.q_g).astype(np.float32)
+    def query_gallery(self, s:int, e:int) -> np.ndarray: # queries [s, e)
+        "Squared distances, float32, of queries s..e-1 to the gallery (a new array)."
+        return np.square(self.q_g[s:e]).astype(np.float32, copy=False)
 
 # %% ../nbs/31_reranking.ipynb #9e5bf17d
 def euclidean_distance(a, # (A, D) features
                        b): # (B, D) features
     "Euclidean distance matrix (A, B), float32, via the matrix-product expansion."
     a, b = torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)
-    d = (a * a).sum(1, keepdim=True) + (b * b).sum(1)
+    sq = lambda x: torch.linalg.vector_norm(x, dim=1).square_()   # one pass, no (B, D) temporary
+    d = sq(a)[:, None] + sq(b)
     return d.addmm_(a, b.T, alpha=-2).clamp_(min=0).sqrt_()
 
 # %% ../nbs/31_reranking.ipynb #a4f0f14a
 class _FeatureRows:
     """Rows of Zhong's `original_dist` (before column scaling) computed on demand from query and gallery
     features."""
-    def __init__(self, q, g, distance, chunk:int=512, pair_rows:int=64):
+    def __init__(self, q, g, distance, pair_rows:int=64):
         cat = lambda a, b: torch.cat([torch.as_tensor(a), torch.as_tensor(b)])
         self.x = {k: cat(q[k], g[k]) for k in q} if isinstance(q, dict) else cat(q, g)
-        first = lambda x: next(iter(x.values())) if isinstance(x, dict) else x
-        self.nq, self.n = len(first(q)), len(first(self.x))
-        self.ng, self.distance, self.chunk, self.pair_rows = self.n - self.nq, distance, chunk, pair_rows
+        self.nq, self.n = num_rows(q), num_rows(self.x)
+        self.ng, self.distance, self.pair_rows = self.n - self.nq, distance, pair_rows
 
-    def _squared(self, a, b): return np.square(as_numpy(self.distance(a, b)).astype(np.float32, copy=False))
+    def _squared(self, a, b):
+        "Squared float32 distances, squared in place: the distance's output is made for this call."
+        d = as_numpy(self.distance(a, b)).astype(np.float32, copy=False)
+        return np.square(d, out=d) if d.flags.writeable else np.square(d)
     def rows(self, s, e): return self._squared(take_rows(self.x, slice(s, e)), self.x)
 
     def pairs(self, i, j): # i sorted ascending
@@ -96,14 +99,8 @@ class _FeatureRows:
             ]
         return out
 
-    def query_gallery(self):
-        g = take_rows(self.x, slice(self.nq, self.n))
-        return np.concatenate(
-            [
-                self._squared(take_rows(self.x, slice(s, min(s + self.chunk, self.nq))), g)
-                for s in range(0, self.nq, self.chunk)
-            ]
-        )
+    def query_gallery(self, s, e):
+        return self._squared(take_rows(self.x, slice(s, e)), take_rows(self.x, slice(self.nq, self.n)))
 
 # %% ../nbs/31_reranking.ipynb #15cbe89c
 def _nearest(src, # row source
@@ -116,15 +113,18 @@ def _nearest(src, # row source
     near, scale = np.empty((n, k), np.int64), np.empty(n, np.float32)
     for s in tqdm(range(0, n, chunk), desc='re-ranking: neighbours', unit='chunk', disable=not progress):
         e = min(s + chunk, n)
-        rows = src.rows(s, e); m = rows.max(1, keepdims=True)
-        if (m <= 0).any(): raise ValueError(f"image {s + int(np.argmax(m[:, 0] <= 0))} is at distance 0 from "
-                                            "every image; re-ranking needs distinct features")
-        rows = rows / m
-        vals, idx = torch.topk(torch.from_numpy(rows), kk, dim=1, largest=False, sorted=True)
+        rows = torch.from_numpy(src.rows(s, e)); m = rows.amax(1)
+        if (m <= 0).any():
+            raise ValueError(f"image {s + int(torch.argmax((m <= 0).byte()))} is at distance 0 from every "
+                             "image; re-ranking needs distinct features")
+        vals, idx = torch.topk(rows, kk, dim=1, largest=False, sorted=True)
+        vals = vals / m[:, None]                                 # the k+1 values the original sorts
         idx = idx[:, :k].numpy()
         tied = (vals[:, 1:] <= vals[:, :-1]).any(1).numpy()
-        if tied.any(): idx[tied] = np.argsort(rows[tied], axis=1)[:, :k]
-        near[s:e], scale[s:e] = idx, m[:, 0]
+        if tied.any():
+            t = torch.from_numpy(np.flatnonzero(tied))
+            idx[tied] = np.argsort((rows[t] / m[t, None]).numpy(), axis=1)[:, :k]
+        near[s:e], scale[s:e] = idx, m.numpy()
     return near, scale
 
 # %% ../nbs/31_reranking.ipynb #c2059eb4
@@ -174,39 +174,55 @@ def _query_expansion(V:sp.csr_matrix, near:np.ndarray, k2:int) -> sp.csr_matrix:
     return V
 
 # %% ../nbs/31_reranking.ipynb #0254bb32
-def _jaccard_blend(V:sp.csr_matrix, # (N, N) expanded V
-                   orig_qg:np.ndarray, # (Q, G) scaled original distances
-                   lambda_value:float, budget:int=2_000_000) -> np.ndarray:
-    "`jaccard * (1 - lambda) + original * lambda` on query x gallery, with sparse min-sums (steps 6-7)."
-    nq, ng = orig_qg.shape
+def _jaccard_blend(V:sp.csr_matrix, # (N, N) expanded V, the nq queries first
+                   nq:int, # number of queries
+                   query_gallery, # callable(s, e) -> the scaled original distances of queries s..e-1 (new)
+                   lambda_value:float, block:int=512, budget:int=2_000_000, progress:bool=False):
+    "`jaccard * (1 - lambda) + original * lambda` (steps 6-7) as (B, G) float32 blocks of queries, in order."
+    ng = V.shape[0] - nq
     Vq, Vg = V[:nq].tocsr(), V[nq:].tocsc()                      # query rows; gallery rows by column
     per_col = np.diff(Vg.indptr)                                  # gallery non-zeros in each column
     per_query = np.bincount(np.repeat(np.arange(nq), np.diff(Vq.indptr)), per_col[Vq.indices], minlength=nq)
-    out = orig_qg * np.float32(lambda_value)
-    s = 0
-    while s < nq:
-        e = s + max(1, min(int(np.searchsorted(np.cumsum(per_query[s:]), budget, side='right')),
-                           budget // ng))
-        sub = Vq[s:e]
-        cnt = per_col[sub.indices]                                # triples for each query non-zero
-        q = np.repeat(np.repeat(np.arange(e - s), np.diff(sub.indptr)), cnt)
-        at = np.repeat(Vg.indptr[sub.indices] - (np.cumsum(cnt) - cnt), cnt) + np.arange(cnt.sum())
-        mins = np.minimum(np.repeat(sub.data, cnt), Vg.data[at])
-        tmin = np.bincount(q * ng + Vg.indices[at], mins, minlength=(e - s) * ng).reshape(e - s, ng)
-        out[s:e] += ((1 - tmin / (2 - tmin)) * (1 - lambda_value)).astype(np.float32)
-        s = e
-    return out
+    for b in tqdm(range(0, nq, block), desc='re-ranking: distances', unit='block', disable=not progress):
+        end = min(b + block, nq)
+        out, keys, tmin, s = query_gallery(b, end) * np.float32(lambda_value), [], [], b
+        while s < end:                                            # sub-chunks of at most `budget` triples
+            e = s + max(1, int(np.searchsorted(np.cumsum(per_query[s:end]), budget, side='right')))
+            sub = Vq[s:e]
+            cnt = per_col[sub.indices]                            # triples for each query non-zero
+            q = np.repeat(np.repeat(np.arange(s - b, e - b), np.diff(sub.indptr)), cnt)
+            at = np.repeat(Vg.indptr[sub.indices] - (np.cumsum(cnt) - cnt), cnt) + np.arange(cnt.sum())
+            uk, inv = np.unique(q * ng + Vg.indices[at], return_inverse=True)   # the (query, gallery) pairs
+            keys.append(uk); tmin.append(np.bincount(inv, np.minimum(np.repeat(sub.data, cnt), Vg.data[at])))
+            s = e
+        r, c = np.divmod(np.concatenate(keys), ng)
+        tmin = np.concatenate(tmin)
+        touched = out[r, c] + ((1 - tmin / (2 - tmin)) * (1 - lambda_value)).astype(np.float32)
+        out += np.float32(1 - lambda_value)                       # jaccard = 1 where no column is shared
+        out[r, c] = touched
+        yield out
 
 # %% ../nbs/31_reranking.ipynb #4f22271c
-def _re_rank(src, k1, k2, lambda_value, chunk, progress=False):
+def _re_rank(src, k1, k2, lambda_value, chunk, block, progress=False):
+    "Steps 1-5 now; an iterator of the (B, G) blocks of steps 6-7."
     if k1 < 1 or k2 < 1 or not 0 <= lambda_value <= 1:
         raise ValueError(f"need k1 >= 1, k2 >= 1 and 0 <= lambda_value <= 1; got {k1}, {k2}, {lambda_value}")
     near, scale = _nearest(src, min(max(k1 + 1, k2), src.n), chunk, progress)
     rows, cols = _expanded_sets(near, k1)
     V = _weights(src, rows, cols, scale)
     if k2 != 1: V = _query_expansion(V, near, k2)
-    return _jaccard_blend(V, src.query_gallery() / scale[:src.nq, None], lambda_value)
+    def query_gallery(s, e):                                      # step 1's scaling, block by block
+        d = src.query_gallery(s, e)
+        return np.divide(d, scale[s:e, None], out=d)
+    return _jaccard_blend(V, src.nq, query_gallery, lambda_value, block, progress=progress)
 
+def _stack(blocks, nq:int, ng:int) -> np.ndarray:
+    "The (Q, G) matrix of a block iterator, filled in place."
+    out, s = np.empty((nq, ng), np.float32), 0
+    for b in blocks: out[s:s + len(b)] = b; s += len(b)
+    return out
+
+# %% ../nbs/31_reranking.ipynb #498caad6
 def re_ranking(q_g_dist, # (Q, G) query-gallery distances (array or tensor)
                q_q_dist, # (Q, Q) query-query distances
                g_g_dist, # (G, G) gallery-gallery distances
@@ -215,13 +231,23 @@ def re_ranking(q_g_dist, # (Q, G) query-gallery distances (array or tensor)
                lambda_value:float=0.3, # weight of the original distance in the final one
                chunk:int=512) -> np.ndarray: # rows per chunk
     "k-reciprocal re-ranking (Zhong et al. 2017) with the field's signature: the re-ranked (Q, G) distance."
-    return _re_rank(_MatrixRows(q_g_dist, q_q_dist, g_g_dist), k1, k2, lambda_value, chunk)
+    src = _MatrixRows(q_g_dist, q_q_dist, g_g_dist)
+    return _stack(_re_rank(src, k1, k2, lambda_value, chunk, chunk), src.nq, src.ng)
 
-def re_ranking_features(q_feats, # (Q, D) query features: tensor, array, or dict of named embeddings
-                        g_feats, # (G, D) gallery features, same kind
-                        k1:int=20, k2:int=6, lambda_value:float=0.3, # as in `re_ranking`
-                        distance=euclidean_distance, # callable(a, b) -> (A, B) distances
-                        chunk:int=512, # rows per chunk
-                        progress:bool=False) -> np.ndarray: # a progress bar over the distance rows
+def re_ranking_blocks(q_feats, # (Q, D) query features: tensor, array, or dict of named embeddings
+                      g_feats, # (G, D) gallery features, same kind
+                      k1:int=20, k2:int=6, lambda_value:float=0.3, # as in `re_ranking`
+                      distance=euclidean_distance, # callable(a, b) -> (A, B) distances
+                      chunk:int=512, # rows per chunk of the neighbour search (memory ~ chunk x N x 4 bytes)
+                      block:int=512, # queries per output block (memory ~ block x G x 4 bytes)
+                      progress:bool=False): # progress bars over the neighbour rows and the output blocks
+    """k-reciprocal re-ranking from features, streamed: neighbour lists now, then an iterator of (B, G)
+    blocks of the re-ranked distance."""
+    return _re_rank(_FeatureRows(q_feats, g_feats, distance), k1, k2, lambda_value, chunk, block, progress)
+
+def re_ranking_features(q_feats, g_feats, # as in `re_ranking_blocks`
+                        k1:int=20, k2:int=6, lambda_value:float=0.3, distance=euclidean_distance,
+                        chunk:int=512, progress:bool=False) -> np.ndarray:
     "k-reciprocal re-ranking from features, distances computed in chunks: the re-ranked (Q, G) distance."
-    return _re_rank(_FeatureRows(q_feats, g_feats, distance, chunk), k1, k2, lambda_value, chunk, progress)
+    blocks = re_ranking_blocks(q_feats, g_feats, k1, k2, lambda_value, distance, chunk, chunk, progress)
+    return _stack(blocks, num_rows(q_feats), num_rows(g_feats))
