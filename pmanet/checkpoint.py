@@ -6,7 +6,7 @@ Docs: https://pmanet.github.io/pmanet/checkpoint.html.md"""
 
 # %% ../nbs/02_checkpoint.ipynb #770eea6d
 from __future__ import annotations
-import importlib, json
+import importlib, json, re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -60,12 +60,16 @@ def read_checkpoint(path) -> dict: # a file written by `Trainer.save_checkpoint`
     if not path.is_file(): raise FileNotFoundError(f"checkpoint not found: {path}")
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        lines = str(e).splitlines() or [type(e).__name__]
-        detail = next((l.strip() for l in lines if 'Unpickler error' in l), lines[0])
-        raise CheckpointError(
-            f"cannot load checkpoint {path} with torch.load(weights_only=True) (truncated, or not "
-            f"written by pmanet/torch.save of tensors?): {detail}"
-        ) from e
+        raise CheckpointError(f"cannot load checkpoint {path}: {_why_unloadable(e)}") from e
+
+def _why_unloadable(e:Exception) -> str:
+    "What `torch.load(weights_only=True)`'s long message means, in one clause."
+    text = str(e)
+    if (code := re.search(r'GLOBAL (\S+)', text)):           # 'unsupported GLOBAL x', 'GLOBAL x was not ...'
+        return (f"it holds Python code ({code.group(1)}) that weights_only loading refuses to run; if you "
+                "trust its source, load it yourself and save its state_dict")
+    if 'zip archive' in text or 'central directory' in text: return "the file is truncated or corrupt"
+    return "not a PyTorch checkpoint (torch.save of tensors)"
 
 def load_weights(model:nn.Module, # the network to fill
                  path) -> nn.Module: # a training checkpoint or a bare state_dict file

@@ -96,7 +96,7 @@ CASES = [
      'lower the identities per batch (--ids-per-batch'),
     ('checkpoint not found', lambda d, r: ['eval', d/'nope.pt', r], 'checkpoint not found'),
     ('garbage checkpoint', lambda d, r: ['eval', d/'garbage.pt', r], 'cannot load checkpoint'),
-    ('untrusted checkpoint (pickled code)', lambda d, r: ['eval', d/'untrusted.pt', r], 'weights_only'),
+    ('untrusted checkpoint (pickled code)', lambda d, r: ['eval', d/'untrusted.pt', r], 'holds Python code'),
     ('checkpoint of another model', lambda d, r: ['parts', r, d/'bot.pt', d/'parts1'], 'panet'),
     ('config with an unknown key', lambda d, r: ['train', r, d/'masks', d/'t1',
                                                  '--config', d/'bad_key.yaml'], "did you mean 'num_parts'?"),
