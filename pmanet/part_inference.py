@@ -152,7 +152,7 @@ def part_quality(truth, # ground truth by key: {'mask', 'parts'} (e.g. `load_gro
 def parts_command(root:str, # dataset folder
                   checkpoint:str, # PANet checkpoint (from `pmanet train-panet`)
                   out:str, # part store folder (created, or resumed)
-                  dataset:str='veri776', # layout: veri776 (also the synthetic set), vehicleid or folder
+                  dataset:str='veri776', # layout: veri776 (also synthetic), vehicleid, veriwild or folder
                   k:int=3, # number of parts K (paper IV-B: 3)
                   method:str='kmeans', # 'kmeans' (PANet, paper III-A-2) or 'uniform' (ablation R1)
                   batch_size:int=32, # images per forward pass
