@@ -15,11 +15,11 @@ from .core import UsageError, atomic_write, read_image, write_image
 from .datasets import IMAGE_EXTS
 
 # %% auto #0
-__all__ = ['ASPECT', 'MANIFEST_NAME', 'occlusion_patch', 'apply_patch', 'occlude']
+__all__ = ['PATCH_RATIOS', 'MANIFEST_NAME', 'occlusion_patch', 'apply_patch', 'occlude']
 
 # %% ../nbs/32_occlusion.ipynb #31db934a
 # aspect-ratio range w/h of a patch, as random erasing and `pmanet.loading.RandomOcclusion`
-ASPECT = (0.3, 3.3)
+PATCH_RATIOS = (0.3, 3.3)
 
 def _key_rng(key:str, seed:int) -> np.random.Generator:
     "A generator determined by the seed and the image key alone."
@@ -29,7 +29,7 @@ def occlusion_patch(key:str, # the image's key (path relative to the query folde
                     height:int, width:int, # image size in pixels
                     seed:int=0, # seed of the whole set
                     min_area:float=0.1, max_area:float=0.3, # range of the covered area fraction
-                    aspect:tuple=ASPECT) -> dict: # range of the aspect ratio w/h (log-uniform)
+                    aspect:tuple=PATCH_RATIOS) -> dict: # range of the aspect ratio w/h (log-uniform)
     """The patch of one image: {'box': [x1, y1, x2, y2] (pixels, end-exclusive), 'colour': [r, g, b],
     'fraction', 'size': [h, w]}."""
     if not 0 < min_area <= max_area < 1: raise UsageError("need 0 < min_area <= max_area < 1, got "
@@ -80,7 +80,7 @@ def occlude(query_dir:str, # folder of query images (e.g. VeRi/image_query)
                                                           "folder (the originals stay untouched)")
     paths = sorted(p for p in src.rglob('*') if p.suffix.lower() in IMAGE_EXTS and p.is_file())
     if not paths: raise UsageError(f"no images ({', '.join(IMAGE_EXTS)}) under {query_dir}")
-    settings = {'seed': seed, 'min_area': min_area, 'max_area': max_area, 'aspect': list(ASPECT)}
+    settings = {'seed': seed, 'min_area': min_area, 'max_area': max_area, 'aspect': list(PATCH_RATIOS)}
     given = None
     if manifest:
         shared = json.loads(Path(manifest).read_text())
