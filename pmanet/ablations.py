@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .pmnet import ABLATIONS
-from .recipes import cli_command, eval_metrics, run_command
+from .recipes import cli_command, eval_metrics, run_command, run_steps
 
 # %% auto #0
-__all__ = ['ABLATION_ROWS', 'ablation_runs', 'ablation_steps', 'run_on_gpus', 'ablation_results']
+__all__ = ['ABLATION_ROWS', 'ablation_runs', 'ablation_steps', 'run_on_gpus', 'ablation_results', 'dry_run_ablations']
 
 # %% ../nbs/92_ablations.ipynb #a808bd4f
 # paper table -> row label (as in PAPER_RESULTS) -> run: a key of pmanet.pmnet.ABLATIONS
@@ -67,12 +67,13 @@ def ablation_steps(run:str, # a key of pmanet.pmnet.ABLATIONS
                    parts, # part store of the VeRi776 recipe (from `pmanet parts`)
                    work, # folder of the ablation runs
                    epochs:int=120, # BoT's schedule length
-                   workers:int=8) -> dict: # DataLoader workers
+                   workers:int=8, # DataLoader workers
+                   **train) -> dict: # more `pmanet train` options, e.g. max_iters=1 for a dry run
     "The `train` and `eval` shell lines of one ablation run (in WORK/RUN; scores in WORK/RUN/eval.json)."
     if run not in ABLATIONS: raise KeyError(f"unknown run {run!r}; use one of {', '.join(ABLATIONS)}")
     d = Path(work)/run
     train = cli_command('train', root, parts, d, ablation=run, epochs=epochs, workers=workers, quiet=True,
-                        resume=True)
+                        resume=True, **train)
     return {'train': train,
             'eval': cli_command('eval', d/'last.pt', root, parts=parts, out=d/'eval.json', workers=workers)}
 
@@ -101,3 +102,23 @@ def ablation_results(work, # folder of the ablation runs
         if (Path(work) / run / 'eval.json').exists()
     }
     return {t: {row: done[run] for row, run in ABLATION_ROWS[t].items() if run in done} for t in tables}
+
+# %% ../nbs/92_ablations.ipynb #c3f916aa
+def dry_run_ablations(root, # the dry run's synthetic set (`dry_run_veri776`: WORK/VeRi)
+                      parts, # its part store (WORK/parts)
+                      work, # folder of the runs: WORK/RUN, their logs in WORK/logs/RUN
+                      runs:list|None=None, # keys of ABLATIONS (default: the runs of Tables III-VII)
+                      max_iters:int=1, # optimiser steps of each run
+                      workers:int=0, # DataLoader workers
+                      # keep each run's checkpoint (0.6 GB at the paper's sizes); False: delete it once scored
+                      keep_checkpoints:bool=True,
+                      **train) -> dict: # more `pmanet train` options, e.g. depth=18, size=64
+    """Train each ablation run for `max_iters` steps (random weights) and evaluate it, as `ablation_steps`
+    says; the seconds of each."""
+    took = {}
+    for run in runs or ablation_runs():
+        steps = ablation_steps(run, root, parts, work, workers=workers, max_iters=max_iters, weights='none',
+                               **train)
+        took[run] = round(sum(run_steps(steps, Path(work)/'logs'/run, in_process=True).values()), 1)
+        if not keep_checkpoints: (Path(work)/run/'last.pt').unlink()
+    return took

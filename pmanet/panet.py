@@ -163,7 +163,7 @@ def load_panet(checkpoint) -> PANet: # a checkpoint written by `fit_panet` (`pma
 def train_panet_command(root:str, # dataset folder
                         masks:str, # GrabCut mask store folder (from `pmanet pseudo-masks`)
                         out:str, # run folder: checkpoints (last.pt), metrics.jsonl, training curves
-                        dataset:str='veri776', # layout: veri776 (also the synthetic set), vehicleid or folder
+                        dataset:str='veri776', # veri776 (also synthetic), vehicleid, veriwild or folder
                         # training epochs (default: the paper's 100; the schedule scales to them)
                         epochs:int=None,
                         lr:float=None, # base learning rate (default: the paper's 1e-4)
@@ -176,6 +176,7 @@ def train_panet_command(root:str, # dataset folder
                         workers:int=None, # DataLoader workers (default: chosen for this machine)
                         device:str='auto', # 'auto', 'cpu', 'cuda'
                         seed:int=0, # random seed
+                        max_iters:int=0, # stop after this many optimiser steps (0: no limit): a dry run
                         resume:bool=False): # continue the run in OUT from its last checkpoint
     "Train PANet (stage 1) on identity labels and GrabCut pseudo masks."
     # architecture flags given on the command line
@@ -184,7 +185,7 @@ def train_panet_command(root:str, # dataset folder
     if size is not None: arch['image_size'] = (size, size)
     cfg = PANetConfig(**arch)
     given = {k: v for k, v in dict(epochs=epochs, lr=lr).items() if v is not None}
-    tcfg = panet_train_config(**given, device=device, seed=seed, workers=workers)
+    tcfg = panet_train_config(**given, device=device, seed=seed, workers=workers, max_iters=max_iters)
     fit_panet(read_dataset(root, dataset), masks, out, cfg, tcfg, ids_per_batch, images_per_id,
               resume='auto' if resume else None)
     print(f"PANet checkpoint: {Path(out)/'last.pt'}")

@@ -26,7 +26,8 @@ from .pmnet import PMNet, PMNetConfig, ablation_config, pmnet_forward
 from .evaluate import evaluate_reid, occluded_query_records
 
 # %% auto #0
-__all__ = ['UniformPartStore', 'open_part_store', 'reid_evaluator', 'fit_pmnet', 'fit_baseline', 'train_command', 'eval_command']
+__all__ = ['UniformPartStore', 'open_part_store', 'reid_evaluator', 'fit_pmnet', 'fit_baseline', 'read_cli_dataset',
+           'train_command', 'eval_command']
 
 # %% ../nbs/35_pmnet_training.ipynb #86659bb1
 class UniformPartStore:
@@ -147,6 +148,13 @@ def fit_baseline(data:ReidDataset, # the dataset: trains on `data.train`, scores
     return trainer
 
 # %% ../nbs/35_pmnet_training.ipynb #bf5a8597
+def read_cli_dataset(root:str, dataset:str, test_size:int|None):
+    "The dataset a command reads; --test-size picks VehicleID's or VeRi-Wild's test list."
+    if test_size is not None and dataset not in ('vehicleid', 'veriwild'):
+        raise UsageError(f"--test-size picks a test list of VehicleID or VeRi-Wild; {dataset} has one")
+    sized = {} if test_size is None else {'test_size': test_size}
+    return read_dataset(root, dataset, verbose=False, **sized)
+
 def train_command(root:str, # dataset folder
                   parts:str, # part store folder from `pmanet parts` ('none' for --model bot)
                   out:str, # run folder: last.pt, metrics.jsonl, config.yaml, training_curves.png
@@ -167,8 +175,10 @@ def train_command(root:str, # dataset folder
                   seed:int=0, # random seed
                   # epochs between evaluations on the test split, the last epoch always included (0: never)
                   eval_every:int=10,
-                  test_size:int=800, # VehicleID test list used for evaluation: 800, 1600 or 2400
+                  # test list: VehicleID 800 (default), 1600 or 2400; VeRi-Wild 3000 (default), 5000 or 10000
+                  test_size:int=None,
                   resume:bool=False, # continue the run in OUT from its last checkpoint
+                  max_iters:int=0, # stop after this many optimiser steps (0: no limit): a dry run
                   quiet:bool=False): # no progress bars
     """Train PMNet (stage 2) on a dataset's part store, or the BoT baseline; scored on the test split every
     EVAL_EVERY epochs."""
@@ -176,7 +186,7 @@ def train_command(root:str, # dataset folder
     # the schedule scales to epochs
     given = {k: v for k, v in dict(epochs=epochs, lr=lr).items() if v is not None}
     tcfg = TrainConfig(**given, device=device, seed=seed, eval_every=eval_every, progress=not quiet,
-                       workers=workers)
+                       workers=workers, max_iters=max_iters)
     # architecture flags given on the command line
     arch = {} if depth is None else {'depth': depth}
     if weights is not None: arch['weights'] = None if weights == 'none' else weights
@@ -189,8 +199,7 @@ def train_command(root:str, # dataset folder
         raise UsageError(f"the BoT baseline reads images only: pass 'none' as PARTS, not {parts!r}")
     if model == 'pmnet' and parts == 'none':
         raise UsageError("PMNet reads refined masks and part boxes: pass the part store from `pmanet parts`")
-    data = read_dataset(root, dataset, verbose=False,
-                        **({'test_size': test_size} if dataset == 'vehicleid' else {}))
+    data = read_cli_dataset(root, dataset, test_size)
     if model == 'bot':
         trainer = fit_baseline(data, out, train_cfg=tcfg, P=ids_per_batch, Q=images_per_id,
                                resume='auto' if resume else None, **arch)
@@ -232,7 +241,7 @@ def _occluded_part_store(panet:str|None, records:list, main_store, cfg:PMNetConf
 # %% ../nbs/35_pmnet_training.ipynb #7ba5c517
 def eval_command(checkpoint:str, # a checkpoint from `pmanet train` (e.g. RUN/last.pt)
                   root:str, # dataset folder
-                  dataset:str='veri776', # layout: veri776 (also the synthetic set), vehicleid or folder
+                  dataset:str='veri776', # layout: veri776 (also synthetic), vehicleid, veriwild or folder
                   # part store of the test images: PMANet with Partial Tasks (default: PMANet°, images only)
                   parts:str=None,
                   occluded:str=None, # occluded query folder from `pmanet occlude` (replaces the queries)
@@ -244,7 +253,8 @@ def eval_command(checkpoint:str, # a checkpoint from `pmanet train` (e.g. RUN/la
                   # fusion weights, e.g. 'f_g=1,g=1,h=0.5' (default: the checkpoint's HUL weights)
                   lambdas:str=None,
                   out:str=None, # also write the metrics as JSON to this file
-                  test_size:int=800, # VehicleID test list: 800, 1600 or 2400
+                  # test list: VehicleID 800 (default), 1600 or 2400; VeRi-Wild 3000 (default), 5000 or 10000
+                  test_size:int=None,
                   batch_size:int=64, # images per forward pass
                   workers:int=None, # DataLoader workers (default: chosen for this machine)
                   device:str='auto'): # 'auto', 'cpu', 'cuda'
@@ -256,8 +266,7 @@ def eval_command(checkpoint:str, # a checkpoint from `pmanet train` (e.g. RUN/la
         raise UsageError(f"{checkpoint} holds a {kind!r} model; pmanet eval scores PMNet and BoT checkpoints")
     if parts and kind != 'pmnet': raise UsageError("--parts applies to PMNet checkpoints; the BoT baseline "
                                                    "reads images only")
-    data = read_dataset(root, dataset, verbose=False,
-                        **({'test_size': test_size} if dataset == 'vehicleid' else {}))
+    data = read_cli_dataset(root, dataset, test_size)
     if occluded and data.protocol == 'vehicleid':
         raise UsageError("--occluded replaces a query set; VehicleID draws its queries from the test pool")
     cfg = PMNetConfig.from_dict({**loaded.spec['config'], 'weights': None}) if kind == 'pmnet' else None

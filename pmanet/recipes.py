@@ -6,17 +6,22 @@ Docs: https://pmanet.github.io/pmanet/recipes.html.md"""
 
 # %% ../nbs/90_recipes.ipynb #84fa9374
 from __future__ import annotations
-import contextlib, io, json, os, shlex, subprocess
+import contextlib, io, json, os, shlex, subprocess, time
 from pathlib import Path
 
 from fastcore.script import anno_parser
 
-from .core import markdown_table
-from .cli import resolve_command
+from .core import UsageError, markdown_table
+from .synthetic import SyntheticConfig, make_synthetic
+from .train import TrainConfig
+from .panet import PANetConfig, panet_train_config
+from .pmnet import PMNetConfig
+from .cli import main, resolve_command
 
 # %% auto #0
-__all__ = ['PAPER_RESULTS', 'DATASET_FOLDERS', 'DISTRIBUTED_COMMANDS', 'compare_with_paper', 'eval_metrics', 'dataset_root',
-           'cli_command', 'run_command']
+__all__ = ['PAPER_RESULTS', 'DATASET_FOLDERS', 'DISTRIBUTED_COMMANDS', 'PANET_BATCH', 'PMNET_BATCH', 'DRY_RUN_DATA',
+           'compare_with_paper', 'eval_metrics', 'dataset_root', 'cli_command', 'run_command', 'run_steps',
+           'veri776_steps', 'veri776_tables', 'dry_run_veri776']
 
 # %% ../nbs/90_recipes.ipynb #aef560b5
 PAPER_RESULTS = {  # table -> title, metric names, {row label: values in %} (paper IV-C, IV-D, IV-E)
@@ -208,16 +213,113 @@ def cli_command(command:str, # a `pmanet` subcommand, e.g. 'train'
 def run_command(command:str, # a shell line, e.g. from `cli_command`
                 log=None, # file that receives its output (appended); None: this process's stdout and stderr
                 env:dict|None=None, # extra environment variables, e.g. {'CUDA_VISIBLE_DEVICES': '1'}
-                check:bool=True) -> int: # raise RuntimeError when it fails
+                check:bool=True, # raise RuntimeError when it fails
+                in_process:bool=False) -> int: # run a `pmanet ...` line with `pmanet.cli.main`, here
     "Run one shell line, its output appended to `log`; returns its exit code."
-    env = {**os.environ, 'TQDM_MININTERVAL': '30', **(env or {})}
     print(f'$ {command}' + (f'    # output: {log}' if log else ''), flush=True)
-    if log is None: rc = subprocess.run(command, shell=True, env=env).returncode
+    if log is not None: log = Path(log); log.parent.mkdir(parents=True, exist_ok=True)
+    if in_process:
+        argv = shlex.split(command)
+        if argv[:1] != ['pmanet'] or env:
+            raise UsageError(f"in_process runs a `pmanet ...` line without env; run {command!r} as a shell "
+                             "line")
+        with contextlib.ExitStack() as stack:
+            if log is not None:
+                f = stack.enter_context(open(log, 'a'))
+                for redirect in (contextlib.redirect_stdout, contextlib.redirect_stderr):
+                    stack.enter_context(redirect(f))
+            rc = main(argv[1:])
     else:
-        log = Path(log); log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, 'a') as f:
-            rc = subprocess.run(command, shell=True, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+        env = {**os.environ, 'TQDM_MININTERVAL': '30', **(env or {})}
+        with open(log, 'a') if log is not None else contextlib.nullcontext() as f:
+            out = dict(stdout=f, stderr=subprocess.STDOUT) if f is not None else {}
+            rc = subprocess.run(command, shell=True, env=env, **out).returncode
     if check and rc:
         tail = '\n'.join(log.read_text(errors='replace').splitlines()[-20:]) if log else ''
         raise RuntimeError(f"exit code {rc}: {command}" + (f"\nlast lines of {log}:\n{tail}" if tail else ''))
     return rc
+
+# %% ../nbs/90_recipes.ipynb #c856e6b5
+def run_steps(steps:dict, # stage name -> shell line, e.g. from `veri776_steps`
+              logs, # folder of the logs, one per stage: STAGE.log
+              in_process:bool=False) -> dict: # see `run_command`
+    "Run the stages in order, each with its own log; the seconds each took."
+    seconds = {}
+    for name, line in steps.items():
+        start = time.perf_counter()
+        run_command(line, Path(logs)/f'{name}.log', in_process=in_process)
+        seconds[name] = round(time.perf_counter() - start, 1)
+    return seconds
+
+# %% ../nbs/90_recipes.ipynb #f66a11d5
+PANET_BATCH, PMNET_BATCH = (16, 4), (4, 8)  # (P identities, Q images each) per batch: 64 and 32, paper IV-B-1
+
+# %% ../nbs/90_recipes.ipynb #ceb4da83
+def veri776_steps(root, # the VeRi776 folder (`dataset_root('veri776')`)
+                  work, # the folder every stage writes into: masks/, panet/, parts/, pmnet/, bot/, eval/, ...
+                  gpus:int=1, # GPUs of the two training stages (> 1: torchrun)
+                  P:int=PMNET_BATCH[0], # PMNet's identities per GPU
+                  workers:int=8, # DataLoader workers per process
+                  **train) -> dict: # more options of the three training commands, e.g. max_iters=2
+    "Stage name -> shell line, for VeRi776 at the paper's settings (IV-B)."
+    panet_cfg, panet_train, pmnet_cfg, pmnet_train = (PANetConfig(), panet_train_config(), PMNetConfig(),
+                                                      TrainConfig())
+    root, work, W = Path(root), Path(work), workers
+    panet = {**dict(epochs=panet_train.epochs, lr=panet_train.lr, depth=panet_cfg.depth,
+                    weights=panet_cfg.weights, size=panet_cfg.image_size[0],
+                    ids_per_batch=PANET_BATCH[0] // gpus, images_per_id=PANET_BATCH[1], workers=W,
+                    resume=True), **train}
+    pmnet = {**dict(epochs=pmnet_train.epochs, lr=pmnet_train.lr, depth=pmnet_cfg.depth,
+                    weights=pmnet_cfg.weights, size=pmnet_cfg.image_size[0], ids_per_batch=P,
+                    images_per_id=PMNET_BATCH[1], workers=W, quiet=True, resume=True), **train}
+    occluded, panet_ckpt, pmnet_ckpt = work/'occluded_query', work/'panet'/'last.pt', work/'pmnet'/'last.pt'
+    def evaluate(name, ckpt=pmnet_ckpt, **options): # scores into eval/NAME.json
+        return cli_command('eval', ckpt, root, **options, out=work/'eval'/f'{name}.json', workers=W)
+    return {
+        'pseudo-masks': cli_command('pseudo-masks', root, work/'masks', dataset='veri776'),
+        'train-panet': cli_command('train-panet', root, work/'masks', work/'panet', gpus=gpus, **panet),
+        'parts': cli_command('parts', root, panet_ckpt, work/'parts', k=pmnet_cfg.num_parts, method='kmeans',
+                             batch_size=64, workers=W),
+        'train-pmnet': cli_command('train', root, work/'parts', work/'pmnet', gpus=gpus, **pmnet),
+        'train-bot': cli_command('train', root, 'none', work/'bot', gpus=gpus, model='bot', **pmnet),
+        'eval-pmanet': evaluate('pmanet', parts=work/'parts'),
+        'eval-pmanet-o': evaluate('pmanet_o'),
+        'eval-pmanet-rr': evaluate('pmanet_rr', parts=work/'parts', rerank='standard'),
+        'eval-bot': evaluate('bot', work/'bot'/'last.pt'),
+        'occlude': cli_command('occlude', root/'image_query', occluded, seed=0, min_area=0.1, max_area=0.3),
+        'eval-occluded-bot': evaluate('occluded_bot', work/'bot'/'last.pt', occluded=occluded),
+        'eval-occluded-pmanet': evaluate('occluded_pmanet', parts=work/'parts', occluded=occluded,
+                                         panet=panet_ckpt),
+        'eval-occluded-pmanet-o': evaluate('occluded_pmanet_o', occluded=occluded),
+        'export-pmanet-o': cli_command('export', pmnet_ckpt, work/'export'/'pmanet_o.onnx'),
+    }
+
+# %% ../nbs/90_recipes.ipynb #f61a197f
+def veri776_tables(eval_dir) -> str: # folder of the recipe's `pmanet eval --out` files (WORK/eval)
+    "Tables I and VIII of the paper next to the recipe's results (BoT in the baseline rows)."
+    E = lambda name, prefix='': eval_metrics(Path(eval_dir)/f'{name}.json', prefix)
+    table_1 = compare_with_paper('I', {'Baseline [37]': E('bot'), 'PMANet°': E('pmanet_o'),
+                                       'PMANet': E('pmanet'), 'PMANet+RR': E('pmanet_rr')})
+    table_8 = compare_with_paper('VIII', {'Baseline': E('occluded_bot', 'large '),
+                                          'PMANet': E('occluded_pmanet', 'large '),
+                                          'PMANet°': E('occluded_pmanet_o', 'large ')})
+    return f'{table_1}\n\n{table_8}'
+
+# %% ../nbs/90_recipes.ipynb #031875dd
+# 16 identities: PANet's P; the 64-pixel images are resized to the networks' input size
+DRY_RUN_DATA = SyntheticConfig(train_ids=16, test_ids=3, images_per_id=4, cameras=3, cameras_per_id=(2, 3),
+                               size=64)
+
+def dry_run_veri776(work, # a new folder: the synthetic set (WORK/VeRi) and everything the stages write
+                    max_iters:int=2, # optimiser steps of each training stage
+                    stages:tuple|None=None, # names of `veri776_steps` stages to run, in order (default: all)
+                    workers:int=0, # DataLoader workers per process
+                    **train) -> dict: # more options of the training commands, e.g. depth=18, size=64
+    """The VeRi776 recipe on a small synthetic set, ResNet-50 from random weights, `max_iters` steps per
+    training stage; the seconds of each stage."""
+    work = Path(work)
+    steps = veri776_steps(work/'VeRi', work, workers=workers, max_iters=max_iters, weights='none', **train)
+    if unknown := [s for s in stages or () if s not in steps]:
+        raise UsageError(f"unknown stages {unknown}; the stages are {', '.join(steps)}")
+    make_synthetic(work/'VeRi', DRY_RUN_DATA)
+    return run_steps({s: steps[s] for s in stages or steps}, work/'logs', in_process=True)

@@ -19,16 +19,16 @@ from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
 from .core import Config, ConfigError, PmanetError, atomic_write, set_seed
-from .hardware import AMP_CHOICES, autocast_dtype, describe_precision, get_device, set_threads, \
-    use_channels_last
+from .hardware import AMP_CHOICES, autocast_dtype, describe_precision, get_device, loader_workers, \
+    set_threads, usable_cpus, use_channels_last
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, check_fits, config_differences, \
     describe_module, read_checkpoint
 from .loading import ReidImageDataset, make_train_loader
 
 # %% auto #0
 __all__ = ['RESUME_FREE', 'TrainConfig', 'warmup_multistep_factor', 'make_optimizer', 'is_distributed', 'world_size', 'rank',
-           'local_rank', 'is_main_process', 'barrier', 'init_distributed', 'cleanup_distributed', 'start_run',
-           'training_loader', 'rng_state', 'set_rng_state', 'read_metrics', 'plot_training_curves',
+           'local_rank', 'local_world_size', 'is_main_process', 'barrier', 'init_distributed', 'cleanup_distributed',
+           'start_run', 'training_loader', 'rng_state', 'set_rng_state', 'read_metrics', 'plot_training_curves',
            'NonFiniteLossError', 'Trainer']
 
 # %% ../nbs/07_train.ipynb #e338bc20
@@ -36,6 +36,7 @@ __all__ = ['RESUME_FREE', 'TrainConfig', 'warmup_multistep_factor', 'make_optimi
 class TrainConfig(Config):
     "Settings of the training engine; the defaults are PMNet's (paper IV-B-1) on BoT's schedule."
     epochs: int = 120                      # BoT's schedule length (the paper does not give PMNet's)
+    max_iters: int = 0  # stop after this many optimiser steps in all (0: no limit): a dry run of a recipe
     lr: float = 1.5e-4                     # paper IV-B-1: PMNet's base learning rate (PANet: 1e-4)
     weight_decay: float = 5e-4             # BoT; Adam's L2 penalty
     decay_bias_and_norm: bool = True  # BoT decays every weight; False exempts biases and norm-layer weights
@@ -62,6 +63,7 @@ class TrainConfig(Config):
     image_cache: bool = True               # decode the images once and keep them in RAM when they fit...
     image_cache_mb: int = 1024             # ...in this many MiB
     fused_optimizer: bool = True           # Adam as one fused kernel per step (the same update, faster)
+    cudnn_benchmark: bool = True  # CUDA: cuDNN times its convolutions per input shape (off if deterministic)
 
     def __post_init__(self):
         e = max(self.epochs, 1)
@@ -72,6 +74,7 @@ class TrainConfig(Config):
             )
         self.milestones = tuple(int(m) for m in self.milestones)
         checks = [(self.epochs >= 1, f'epochs must be >= 1, got {self.epochs}'),
+                  (self.max_iters >= 0, f'max_iters must be >= 0 (0 = no limit), got {self.max_iters}'),
                   (self.lr > 0, f'lr must be > 0, got {self.lr}'),
                   (self.weight_decay >= 0, f'weight_decay must be >= 0, got {self.weight_decay}'),
                   (self.warmup_epochs >= 0, f'warmup_epochs must be >= 0, got {self.warmup_epochs}'),
@@ -144,6 +147,10 @@ def local_rank() -> int:
     "This process's rank on its machine: the GPU it uses."
     return int(os.environ.get('LOCAL_RANK', 0))
 
+def local_world_size() -> int:
+    "Number of processes training together on this machine (torchrun's LOCAL_WORLD_SIZE; 1 without it)."
+    return max(1, int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
+
 def is_main_process() -> bool:
     "True on rank 0, the only process that writes logs, checkpoints and progress bars."
     return rank() == 0
@@ -158,7 +165,9 @@ def init_distributed(backend:str|None=None, # 'nccl' or 'gloo'; default NCCL whe
     """Join the process group described by `torchrun`'s environment variables; False (and nothing done) in a
     plain run."""
     if is_distributed(): return True
-    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return False
+    # torchrun sets TORCHELASTIC_RUN_ID: one process under torchrun joins a group of one
+    launched = int(os.environ.get('WORLD_SIZE', '1')) > 1 or 'TORCHELASTIC_RUN_ID' in os.environ
+    if not launched: return False
     backend = backend or ('nccl' if torch.cuda.is_available() else 'gloo')
     if backend == 'nccl': torch.cuda.set_device(local_rank())
     dist.init_process_group(backend, timeout=timedelta(minutes=timeout_minutes))
@@ -177,10 +186,16 @@ def start_run(cfg:TrainConfig): # the run's settings (device, seed, deterministi
 
 def training_loader(dataset:ReidImageDataset, # the training images (with a training transform)
                     P:int, Q:int, # identities per batch, images per identity
-                    cfg:TrainConfig): # seed, workers and image cache of the run
-    "The run's P x Q loader: seeded from `cfg.seed`, with `cfg.workers` and, if on, the decoded-image cache."
-    return make_train_loader(dataset, P, Q, seed=cfg.seed, num_workers=cfg.workers, progress=cfg.progress,
-                             cache_mb=cfg.image_cache_mb if cfg.image_cache else 0)
+                    cfg:TrainConfig, # seed, workers and image cache of the run
+                    cpus:int|None=None): # cores of this machine (default: `usable_cpus()`)
+    """The run's P x Q loader: seeded from `cfg.seed`, with the decoded-image cache if on, and `cfg.workers`
+    (or a share of the cores)."""
+    if cfg.image_cache and cfg.image_cache_mb > 0:
+        dataset.cache_images(cfg.image_cache_mb, progress=cfg.progress)
+    # a GPU leaves the cores free to augment even cached images; the processes of this machine share them
+    cached = dataset.cache is not None and get_device(cfg.device).type == 'cpu'
+    workers = loader_workers(cfg.workers, cached, cpus=max(1, (cpus or usable_cpus()) // local_world_size()))
+    return make_train_loader(dataset, P, Q, seed=cfg.seed, num_workers=workers)
 
 # %% ../nbs/07_train.ipynb #7572604a
 def rng_state() -> dict:
@@ -256,7 +271,7 @@ def _loader_setup(loader) -> dict:
 # %% ../nbs/07_train.ipynb #c4867910
 RESUME_FREE = ('epochs', 'device', 'eval_every', 'log_every', 'progress', 'plot',   # TrainConfig fields that
                # may change on resume
-               'threads', 'workers', 'image_cache', 'image_cache_mb', 'fused_optimizer')
+               'threads', 'workers', 'image_cache', 'image_cache_mb', 'fused_optimizer', 'cudnn_benchmark')
 
 # %% ../nbs/07_train.ipynb #5bffc798
 class NonFiniteLossError(PmanetError, FloatingPointError):
@@ -289,6 +304,8 @@ class Trainer:
             torch.device('cuda', local_rank()) if device.type == 'cuda' and is_distributed() else device
         )
         self.threads = set_threads(self.cfg.threads)
+        if self.device.type == 'cuda':
+            torch.backends.cudnn.benchmark = self.cfg.cudnn_benchmark and not self.cfg.deterministic
         self.amp_dtype = autocast_dtype(self.cfg.amp, self.device)
         # every rank computes in the precision rank 0 chose
         if is_distributed():
@@ -323,10 +340,13 @@ class Trainer:
 
     def setup(self) -> dict:
         """What this run uses, as its log's first record says: device, precision, memory format, threads,
-        loading."""
+        cuDNN benchmark, process group, loading."""
         return {'device': str(self.device),
                 'precision': describe_precision(self.amp_dtype, self.cfg.amp, self.device),
-                'channels_last': self.channels_last, 'threads': self.threads, **_loader_setup(self.loader)}
+                'channels_last': self.channels_last, 'threads': self.threads,
+                'cudnn_benchmark': self.device.type == 'cuda' and torch.backends.cudnn.benchmark,
+                'distributed': f'{dist.get_backend()} x {world_size()}' if is_distributed() else 'off',
+                **_loader_setup(self.loader)}
 
     def _rng(self) -> dict:
         "This rank's random state, with the loader's own generator when it has one."
@@ -473,6 +493,8 @@ class Trainer:
             if self.step % self.cfg.log_every == 0:
                 self._log({'kind': 'step', 'epoch': e + 1, 'step': self.step, 'lr': lr, **values})
             bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f'{lr:.2e}', refresh=False)
+            if self.stopped: break
+        bar.close()
         if n == 0: raise RuntimeError(f"the training loader yielded no batch in epoch {e + 1}: is the "
                                       "dataset smaller than one batch (drop_last)?")
         keys = list(sums)
@@ -481,6 +503,11 @@ class Trainer:
         means = dict(zip(keys, (t[:-1] / t[-1]).tolist()))
         return {'kind': 'epoch', 'epoch': e + 1, 'step': self.step, 'lr': lr, **means,
                 'seconds': round(time.time() - t0, 3)}
+
+    @property
+    def stopped(self) -> bool:
+        "True once the run has taken its `max_iters` optimiser steps (never when `max_iters` is 0)."
+        return 0 < self.cfg.max_iters <= self.step
 
     def _log(self, record:dict):
         "Append `record` to run_dir/metrics.jsonl (rank 0 only)."
@@ -522,18 +549,17 @@ class Trainer:
         self._log({'kind': 'setup', 'epoch': self.epoch, **setup})
         if self.cfg.progress and is_main_process(): tqdm.write('training on ' + ', '.join(f'{k} {v}' for k,
                                                                                           v in setup.items()))
-        while self.epoch < self.cfg.epochs:
+        while self.epoch < self.cfg.epochs and not self.stopped:
             rec = self._train_epoch()
-            ev = self.cfg.eval_every
-            if (
-                self.evaluate is not None
-                and ev > 0
-                and ((self.epoch + 1) % ev == 0 or self.epoch + 1 == self.cfg.epochs)
-            ):
+            ev, last = self.cfg.eval_every, self.epoch + 1 == self.cfg.epochs or self.stopped
+            if self.evaluate is not None and ev > 0 and ((self.epoch + 1) % ev == 0 or last):
                 rec.update(self._evaluate())
             self._log(rec); self.history.append(rec)
             self.epoch += 1
             self.scheduler.step()
             self.save_checkpoint()
             if self.cfg.plot and is_main_process(): plot_training_curves(self.run_dir/'metrics.jsonl')
+        if self.stopped and self.cfg.progress and is_main_process():
+            tqdm.write(f'stopped after max_iters={self.cfg.max_iters} optimiser steps, in epoch {self.epoch} '
+                       f'of {self.cfg.epochs}; checkpoint {self.run_dir/"last.pt"}')
         return self.history
