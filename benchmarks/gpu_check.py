@@ -24,6 +24,9 @@ the script exits with status 1 after the table.
 
     python benchmarks/gpu_check.py --out gpu_check.md      # on the GPU machine, from the repository root
     python benchmarks/gpu_check.py --cpu-small             # the CI form
+
+pmanet need not be installed: `PYTHONPATH=. python3 benchmarks/gpu_check.py` runs from a checkout wherever its
+requirements are (a PyTorch image with ONNX Runtime and OpenCV typically lacks only fastcore, pure Python).
 """
 
 import argparse, gc, math, platform, shlex, shutil, subprocess, sys, tempfile, time
@@ -161,9 +164,10 @@ def torchrun_epoch(root: Path, parts: Path, s: Sizes, device: torch.device, work
     out = work / 'torchrun'
     line = cli_command('train', root, parts, out, epochs=1, depth=s.depth, weights='none', size=s.size,
                        ids_per_batch=s.P, images_per_id=s.Q, eval_every=1, quiet=True, device=device.type)
-    pmanet_exe = shutil.which('pmanet') or str(Path(sys.executable).with_name('pmanet'))
+    # `python -c` rather than the `pmanet` console script, which a checkout on PYTHONPATH does not have
+    pmanet = [sys.executable, '-c', 'import sys; from pmanet.cli import main; sys.exit(main())']
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '1',
-           '--no-python', pmanet_exe, *shlex.split(line)[1:]]
+           '--no-python', *pmanet, *shlex.split(line)[1:]]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:

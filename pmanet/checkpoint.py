@@ -103,9 +103,14 @@ _MODELS = {}
 def register_model(kind:str): # the name checkpoints know this model by
     "Class decorator: checkpoints whose model spec has this `kind` are rebuilt with the decorated class."
     def add(cls):
-        cls.kind, _MODELS[kind] = kind, cls
+        cls.kind, current = kind, _MODELS.get(kind)
+        # a notebook that runs its defining cell again makes a second class of the same name: the package's
+        # own class stays registered, so that models built by pmanet's functions keep matching the registry
+        if current is None or _in_package(cls) or not _in_package(current): _MODELS[kind] = cls
         return cls
     return add
+
+def _in_package(cls) -> bool: return cls.__module__.startswith('pmanet.')
 
 def model_class(kind:str):
     "The class registered for `kind`, importing the module that defines it when needed."
@@ -124,7 +129,7 @@ def model_spec(model:nn.Module, # a registered model (DDP-wrapped is fine)
     mean, std."""
     model = getattr(model, 'module', model)
     kind = getattr(type(model), 'kind', None)
-    if _MODELS.get(kind) is not type(model):
+    if kind not in _MODELS or _MODELS[kind].__qualname__ != type(model).__qualname__:
         raise TypeError(f"{type(model).__name__} is not a registered model (see `register_model`)")
     spec = {'kind': kind, **model.spec(), 'mean': tuple(mean), 'std': tuple(std)}
     if image_size is not None: spec['image_size'] = tuple(image_size)

@@ -61,8 +61,11 @@ def _coerce(tp, v, default=None):
     # updates the field's default
     if isinstance(tp, type) and issubclass(tp, Config) and isinstance(v, dict):
         return tp.from_dict({**default.to_dict(), **v} if isinstance(default, tp) else v)
-    if (tp is tuple or origin is tuple) and isinstance(v, list): return tuple(v)
-    if tp is float and isinstance(v, int) and not isinstance(v, bool): return float(v)
+    options = typing.get_args(tp) if origin in (typing.Union, types.UnionType) else (tp,)   # `tuple | None`
+    if isinstance(v, list) and any(o is tuple or typing.get_origin(o) is tuple for o in options):
+        return tuple(v)
+    if float in options and int not in options and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
     return v
 
 _SCALARS = {int: lambda v: isinstance(v, int) and not isinstance(v, bool),
