@@ -1,4 +1,4 @@
-"""Tables III-VII of the paper as config switches: one training run per row on VeRi776, scheduled one run per GPU, each compared with the paper's numbers.
+"""Tables III-VII as config switches: one run per row on VeRi776, one per GPU, against the paper's numbers.
 
 Docs: https://pmanet.github.io/pmanet/ablations.html.md"""
 

@@ -1,4 +1,4 @@
-"""The Multi-scale Attention Module of PMNet (paper III-B-3, eq. 2) and, behind the same interface, the SE block, residual attention and no attention (Table IV, Table III Exp-3).
+"""PMNet's Multi-scale Attention Module (paper III-B-3, eq. 2), and SE, residual or none behind one interface.
 
 Docs: https://pmanet.github.io/pmanet/attention.html.md"""
 

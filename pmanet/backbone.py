@@ -1,4 +1,4 @@
-"""ResNet with the last stride set to 1, ImageNet or local weights, the split points PMNet needs, the BNNeck head and the BoT baseline.
+"""ResNet with last stride 1, ImageNet or local weights, PMNet's split points, the BNNeck and BoT baseline.
 
 Docs: https://pmanet.github.io/pmanet/backbone.html.md"""
 

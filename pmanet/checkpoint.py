@@ -1,4 +1,4 @@
-"""Checkpoint files and model specs: read weights safely, name every mismatch, and rebuild a trained network from its file alone.
+"""Checkpoints and model specs: read weights safely, name every mismatch, rebuild a network from its file.
 
 Docs: https://pmanet.github.io/pmanet/checkpoint.html.md"""
 

@@ -1,4 +1,4 @@
-"""Errors, seeding, configuration files, atomic writes, images, pictures and tables: the small pieces every stage of PMANet stands on.
+"""Errors, seeding, config files, atomic writes, images and tables: the small pieces every stage stands on.
 
 Docs: https://pmanet.github.io/pmanet/core.html.md"""
 

@@ -1,4 +1,4 @@
-"""Re-ID datasets on disk: readers for VeRi776, VehicleID, VeRi-Wild and your own folders, with errors that show the expected layout and what is there.
+"""Readers for VeRi776, VehicleID, VeRi-Wild and your own folders, with one-line errors about the layout.
 
 Docs: https://pmanet.github.io/pmanet/datasets.html.md"""
 

@@ -1,4 +1,4 @@
-"""`pmanet demo`: the whole of PMANet on the synthetic benchmark, offline on a laptop CPU, from images to a ranked list, with a report.
+"""`pmanet demo`: all of PMANet on the synthetic benchmark, offline on a laptop CPU, with a report.
 
 Docs: https://pmanet.github.io/pmanet/demo.html.md"""
 

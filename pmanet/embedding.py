@@ -1,4 +1,4 @@
-"""From a checkpoint to vectors: the deployable model (named embeddings and one fused unit vector per image, flip TTA inside), and the `Embedder` that turns arrays, files or a folder into them.
+"""From a checkpoint to vectors: the deployable model (flip TTA inside) and the Embedder for files and folders.
 
 Docs: https://pmanet.github.io/pmanet/embedding.html.md"""
 

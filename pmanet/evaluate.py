@@ -1,4 +1,4 @@
-"""From a model to numbers and pictures: `evaluate_reid` (PMANet and PMANet°, re-ranking, occluded queries, VehicleID), ranked retrieval lists (Fig. 7), a per-camera breakdown and response maps before and after attention (Fig. 9).
+"""From a model to numbers and pictures: evaluate_reid, ranked lists (Fig. 7), per-camera tables, Fig. 9.
 
 Docs: https://pmanet.github.io/pmanet/evaluate.html.md"""
 

@@ -1,4 +1,4 @@
-"""The inference model (PMANet° by default, or the BoT baseline) as ONNX with a dynamic batch axis and as TorchScript, returning the fused unit embedding (and optionally the named ones), checked against eager PyTorch; `pmanet export`.
+"""The inference model as ONNX (dynamic batch) and TorchScript, checked against PyTorch; `pmanet export`.
 
 Docs: https://pmanet.github.io/pmanet/export.html.md"""
 

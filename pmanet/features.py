@@ -1,4 +1,4 @@
-"""From a model to embeddings: feature extraction over a loader or a list of records, with flip test-time augmentation written once for evaluation and deployment.
+"""From a model to embeddings: feature extraction over loaders or records, flip TTA written once.
 
 Docs: https://pmanet.github.io/pmanet/features.html.md"""
 

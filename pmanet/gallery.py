@@ -1,4 +1,4 @@
-"""A gallery on disk and the search of it: fused unit vectors in an appendable, atomic index, exact top-k search in bounded memory (ties in gallery order), pictures of the matches, and `pmanet embed` / `pmanet search`.
+"""A gallery on disk: an appendable atomic index, exact top-k search, match pictures, pmanet embed/search.
 
 Docs: https://pmanet.github.io/pmanet/gallery.html.md"""
 

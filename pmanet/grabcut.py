@@ -1,4 +1,4 @@
-"""Coarse foreground masks from GrabCut (paper III-A, ref [36]), the only segmentation supervision PANet gets: computed once per image in parallel processes into a mask store, resumable and shardable, with every degenerate result counted.
+"""GrabCut pseudo masks (paper III-A), PANet's only segmentation supervision: parallel, resumable, shardable.
 
 Docs: https://pmanet.github.io/pmanet/grabcut.html.md"""
 

@@ -1,4 +1,4 @@
-"""The device to run on, and what it runs fastest there: reduced-precision autocast where it pays, the memory format, and thread and worker counts for small core counts.
+"""The device, and what runs fastest there: autocast where it pays, memory format, thread and worker counts.
 
 Docs: https://pmanet.github.io/pmanet/hardware.html.md"""
 

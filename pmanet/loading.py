@@ -1,4 +1,4 @@
-"""From records to batches: the P x Q identity sampler (single GPU and DDP), joint image/mask/box augmentations, the Dataset that feeds PANet and PMNet, decoded images held in RAM, and the loaders.
+"""From records to batches: the P x Q identity sampler (DDP too), joint augmentations, the Dataset, loaders.
 
 Docs: https://pmanet.github.io/pmanet/loading.html.md"""
 

@@ -1,4 +1,4 @@
-"""Cross-entropy with label smoothing, batch-hard triplet, the Part Transfer loss (eq. 3), homoscedastic uncertainty weighting (eq. 6-7) and PMNet's total objective (eq. 8) as one criterion.
+"""Label-smoothed cross-entropy, batch-hard triplet, Part Transfer (eq. 3), HUL (eq. 6-7), PMNet's eq. 8.
 
 Docs: https://pmanet.github.io/pmanet/losses.html.md"""
 

@@ -1,4 +1,4 @@
-"""CMC, mAP and mINP under the VeRi776/Market protocol, equal to the torchreid / fast-reid `evaluate_rank` and tens of times faster; the official VeRi trapezoid AP; the VehicleID protocol (paper IV-A-2); evaluation streamed a block of queries at a time for galleries too large for one matrix (VeRi-Wild).
+"""CMC, mAP and mINP (VeRi776/Market, VeRi trapezoid AP, VehicleID), streamed over query blocks if needed.
 
 Docs: https://pmanet.github.io/pmanet/metrics.html.md"""
 

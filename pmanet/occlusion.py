@@ -1,4 +1,4 @@
-"""Query images with one random colour patch each (paper IV-E), deterministic from a seed and the image's key, written with a manifest so the set can be shared and rebuilt exactly.
+"""Occluded queries (paper IV-E): one colour patch per image, fixed by a seed and the key, with a manifest.
 
 Docs: https://pmanet.github.io/pmanet/occlusion.html.md"""
 

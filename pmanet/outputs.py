@@ -1,4 +1,4 @@
-"""What pmanet's networks return, as one typed structure; and their named test-time embeddings with the fusion weights, fused into one unit vector per image by the one function that evaluation, search and export share.
+"""What pmanet's networks return, as one typed structure, and their embeddings fused into one unit vector.
 
 Docs: https://pmanet.github.io/pmanet/outputs.html.md"""
 

@@ -1,4 +1,4 @@
-"""The Part Attention Network (paper III-A, Fig. 3): a BoT Re-ID encoder and a mask decoder trained together on identity labels and GrabCut pseudo masks.
+"""The Part Attention Network (paper III-A): a BoT encoder and a mask decoder trained on ids and GrabCut masks.
 
 Docs: https://pmanet.github.io/pmanet/panet.html.md"""
 

@@ -1,4 +1,4 @@
-"""PANet on every image: the refined foreground mask and K part boxes (paper III-A, Fig. 3's orange path), stored once per dataset for PMNet, and measured against the synthetic benchmark's ground truth.
+"""PANet on every image: refined masks and K part boxes into a part store, scored against the ground truth.
 
 Docs: https://pmanet.github.io/pmanet/part_inference.html.md"""
 

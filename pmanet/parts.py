@@ -1,4 +1,4 @@
-"""Part Mask Generation (paper III-A-2): K part boxes per image from the trilinear attention map (per-channel peak regions, k-means on their centres), the uniform-stripe alternative of ablation R1, the part store PMNet reads, and the Fig. 8 view.
+"""Part Mask Generation (paper III-A-2): K part boxes from TAM peaks and k-means, or uniform stripes (R1).
 
 Docs: https://pmanet.github.io/pmanet/parts.html.md"""
 

@@ -1,4 +1,4 @@
-"""The Part-Mentored Network (paper III-B, Fig. 5 and 6): a shared ResNet trunk, the global feature learning head and the part-mentored learning head with K Main-Partial Task pairs; every ablation of Tables III-VII as a config field.
+"""The Part-Mentored Network (paper III-B): global head, K Main-Partial Task pairs, every ablation a config field.
 
 Docs: https://pmanet.github.io/pmanet/pmnet.html.md"""
 

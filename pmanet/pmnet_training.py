@@ -1,4 +1,4 @@
-"""Stage 2 end to end (paper III-B, III-C, IV-B): PMNet trained through the engine on the part store's refined masks and boxes, evaluated as PMANet and PMANet° while it trains; the BoT baseline of Table III; `pmanet train` and `pmanet eval`.
+"""Stage 2 (paper III-B, IV-B): training PMNet and the BoT baseline, scored as they train; pmanet train/eval.
 
 Docs: https://pmanet.github.io/pmanet/pmnet_training.html.md"""
 

@@ -1,4 +1,4 @@
-"""Train and evaluate PMANet on VeRi776 at the paper's settings (IV-B): GrabCut masks, PANet, part boxes, PMNet and the BoT baseline, on one GPU or several, and compare with Tables I and VIII.
+"""PMANet on VeRi776 at the paper's settings (IV-B), on one GPU or several, against Tables I and VIII.
 
 Docs: https://pmanet.github.io/pmanet/recipes.html.md"""
 

@@ -1,4 +1,4 @@
-"""k-reciprocal re-ranking (Zhong et al. 2017, the paper's ref. [16], "PMANet+RR" in Table I), equal to the original dense code but holding only sparse neighbour sets and streaming its output in blocks, so it runs at VeRi-Wild-large size (138,517 images) in a few GB.
+"""Exact k-reciprocal re-ranking (Zhong et al. 2017) on sparse neighbour sets, streamed to VeRi-Wild size.
 
 Docs: https://pmanet.github.io/pmanet/reranking.html.md"""
 

@@ -1,4 +1,4 @@
-"""An on-disk map from image key to a few small numpy arrays (GrabCut masks, refined masks, part boxes): written atomically, checksummed, resumable after a kill and shardable over cluster jobs.
+"""An on-disk map from image key to small arrays: atomic, checksummed, resumable after a kill, shardable.
 
 Docs: https://pmanet.github.io/pmanet/store.html.md"""
 

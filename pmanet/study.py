@@ -1,4 +1,4 @@
-"""`pmanet study`: the paper's ablations measured on the synthetic benchmark over several seeds, with the ground-truth masks, parts and framing that no real Re-ID dataset has.
+"""`pmanet study`: the paper's ablations on the synthetic benchmark over seeds, with its ground truth.
 
 Docs: https://pmanet.github.io/pmanet/study.html.md"""
 

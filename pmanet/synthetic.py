@@ -1,4 +1,4 @@
-"""A procedural vehicle Re-ID benchmark in the VeRi776 layout, with exact foreground masks and part boxes: near-duplicate identities, viewpoints, cameras, clutter and truncation, drawn with OpenCV in seconds and byte-identical from a seed.
+"""A procedural vehicle Re-ID benchmark in the VeRi776 layout, with exact masks and part boxes, from a seed.
 
 Docs: https://pmanet.github.io/pmanet/synthetic.html.md"""
 

@@ -1,4 +1,4 @@
-"""One training loop for PANet and PMNet: Adam with BoT's warm-up schedule, AMP, DDP under `torchrun`, checkpoints that survive a kill, metrics and training curves.
+"""One training loop: Adam with BoT's warm-up, AMP, DDP under torchrun, kill-proof checkpoints, curves.
 
 Docs: https://pmanet.github.io/pmanet/train.html.md"""
 

@@ -1,4 +1,4 @@
-"""The Trilinear Attention Module (TAM, paper III-A-1, eq. 1): channels of the encoder map are grouped by similarity and averaged within their group, so that each channel's attention map is steadier than the channel alone.
+"""The Trilinear Attention Module (paper III-A-1, eq. 1): channel attention maps averaged over similar channels.
 
 Docs: https://pmanet.github.io/pmanet/trilinear_attention.html.md"""
 
