@@ -99,8 +99,7 @@ def expected_error(e:BaseException) -> bool:
 
 def error_line(e:BaseException) -> str:
     "The one line the user sees for an expected error."
-    plain_os_error = isinstance(e, OSError) and not isinstance(e, PmanetError) and e.strerror
-    if plain_os_error and not str(e).startswith(('image ', 'no ')):
+    if isinstance(e, OSError) and not isinstance(e, PmanetError) and e.strerror:
         where = e.filename if e.filename is not None else ''
         msg = f"{e.strerror}: {where}" if where else e.strerror
         if e.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
-from .core import ImageReadError, PmanetError, read_image
+from .core import ImageReadError, PmanetError, read_image, write_image
+from .hardware import usable_cpus
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'VERI776_LAYOUT', 'VERI776_NAME', 'VEHICLEID_LAYOUT', 'VERIWILD_LAYOUT', 'VERIWILD_SIZES',
@@ -140,7 +140,7 @@ def check_images(records:list, # ImageRecords to decode
     def check(r):
         try: read_image(r.path)
         except (OSError, ImageReadError) as e: return f"{r.path} ({e.__class__.__name__})"
-    with ThreadPoolExecutor(num_threads or os.cpu_count()) as ex:
+    with ThreadPoolExecutor(num_threads or usable_cpus()) as ex:
         bad = [m for m in ex.map(check, records) if m]
     if bad: raise DatasetError(f"{len(bad)} of {len(records)} images cannot be read: {_examples(bad)}")
 
@@ -189,9 +189,7 @@ def read_veri776(root, # the VeRi folder (holding image_train/, name_train.txt, 
 # %% ../nbs/03_datasets.ipynb #a8ae889a
 def write_image_file(path, value:int=128, size:tuple=(8, 12)) -> Path:
     "A plain grey JPEG/PNG of `size` (h, w) at `path` (folders created): the images of test trees."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.full((*size, 3), value, np.uint8))
-    return path
+    return write_image(path, np.full((*size, 3), value, np.uint8))
 
 _VERI776_FILES = {'train': ('image_train', 'name_train.txt'), 'query': ('image_query', 'name_query.txt'),
                   'gallery': ('image_test', 'name_test.txt')}

@@ -26,15 +26,13 @@ from .panet import PANetConfig, fit_panet
 from .parts import PartConfig, show_parts
 from .part_inference import make_part_store, part_quality
 from .pmnet import PMNet, PMNetConfig
-from .metrics import evaluate_rank
 from .occlusion import occlude
-from pmanet.evaluate import evaluate_reid, fused_distance_fn, occluded_query_records, ranked_lists_image, \
-    rescore
+from .evaluate import IMAGES_ONLY, evaluate_reid, occluded_query_records, ranked_lists_image, rescore
 from .pmnet_training import fit_baseline, fit_pmnet
 
 # %% auto #0
-__all__ = ['STAGES', 'DemoConfig', 'evaluate_normal_and_occluded', 'run_demo', 'write_report', 'seed_summary', 'paired_gaps',
-           'demo_command']
+__all__ = ['STAGES', 'DemoConfig', 'evaluate_normal_and_occluded', 'run_demo', 'write_report', 'mean_std', 'seed_summary',
+           'paired_gaps', 'demo_command']
 
 # %% ../nbs/40_demo.ipynb #e868b716
 @dataclass
@@ -121,16 +119,13 @@ def evaluate_normal_and_occluded(model, data, # the model and the dataset of its
                                       gallery_from=normal, **kwargs)}
 
 # %% ../nbs/40_demo.ipynb #0ced89c6
+_METRICS = ('mAP', 'CMC@1', 'CMC@5')
+
 def _metrics_rows(name:str, result, rerank:str='standard', progress:bool=False) -> list[dict]:
     "Two table rows for one evaluation: as measured, and with k-reciprocal re-ranking of the same features."
-    rr = fused_distance_fn(result.lambdas, rerank, progress)(result.query.fused(), result.gallery.fused())
-    cmc, mAP, _ = evaluate_rank(rr,
-                                *(v.numpy() for v in (result.q_pids, result.g_pids, result.q_camids,
-                                                      result.g_camids)))
-    m = result.metrics
-    return [dict(model=name, re_ranking='no', mAP=m['mAP'], **{'CMC@1': m['CMC@1'], 'CMC@5': m['CMC@5']}),
-            dict(model=name, re_ranking='yes', mAP=float(mAP),
-                 **{'CMC@1': float(cmc[0]), 'CMC@5': float(cmc[4])})]
+    reranked = rescore(result, result.query.named, rerank, progress=progress).metrics
+    return [dict(model=name, re_ranking=rr, **{k: m[k] for k in _METRICS})
+            for rr, m in (('no', result.metrics), ('yes', reranked))]
 
 # %% ../nbs/40_demo.ipynb #9332c0c8
 def run_demo(out, # output folder (created; an existing demo folder is resumed)
@@ -181,7 +176,7 @@ def run_demo(out, # output folder (created; an existing demo folder is resumed)
         scored = {'BoT baseline': evaluate_normal_and_occluded(baseline, data, occluded, **ev),
                   'PMANet': evaluate_normal_and_occluded(trainer.model, data, occluded, lambdas=lam, **stores,
                                                          **ev)}
-        scored['PMANet°'] = {q: rescore(r, ('f_g', 'g')) for q, r in scored['PMANet'].items()}
+        scored['PMANet°'] = {q: rescore(r, IMAGES_ONLY) for q, r in scored['PMANet'].items()}
         for name, results in scored.items():
             for queries, r in results.items():
                 res[name, queries] = r
@@ -284,9 +279,7 @@ Fusion weights learned by HUL (lambda = exp(-s)): {lambdas}.
     return out/'report.md'
 
 # %% ../nbs/40_demo.ipynb #086761af
-_METRICS = ('mAP', 'CMC@1', 'CMC@5')
-
-def _mean_std(values) -> str:
+def mean_std(values) -> str:
     v = np.asarray(values, float)
     return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
 
@@ -299,7 +292,7 @@ def seed_summary(runs:list) -> list[dict]: # the results of `run_demo` with diff
             'queries': q,
             're_ranking': rr,
             'seeds': len(runs),
-            **{k: _mean_std([rows[m, q, rr][k] for rows in keyed]) for k in _METRICS},
+            **{k: mean_std([rows[m, q, rr][k] for rows in keyed]) for k in _METRICS},
         }
         for (m, q, rr) in keyed[0]
     ]
@@ -313,7 +306,7 @@ def paired_gaps(runs:list, # the results of `run_demo` with different seeds
         for q in ('normal', 'occluded'):
             gaps = {k: [rows[model, q][k] - rows[baseline, q][k] for rows in keyed] for k in _METRICS}
             ratio = np.mean(gaps['mAP']) / max(np.std(gaps['mAP'], ddof=1), 1e-12) if len(runs) > 1 else None
-            out.append({'model': model, 'queries': q, **{f'{k} gain': _mean_std(v) for k, v in gaps.items()},
+            out.append({'model': model, 'queries': q, **{f'{k} gain': mean_std(v) for k, v in gaps.items()},
                         'mAP gain / std': '' if ratio is None else f"{ratio:.1f}"})
     return out
 

@@ -105,7 +105,7 @@ class Embedder:
             raise MissingOutputError(f"lambdas name {unknown}; this {spec['kind']} model returns {names} "
                                      "(PMANet° has no 'h': no masks at inference)")
         self.spec, self.lambdas, self.flip, self.amp, self.names = spec, lambdas, flip, amp, names
-        self.device = get_device(device) if isinstance(device, str) else torch.device(device)
+        self.device = get_device(device)
         self.model = model.eval().to(self.device)
         norm = AugmentConfig(size=tuple(spec['image_size']), mean=tuple(spec['mean']), std=tuple(spec['std']))
         self.transform = eval_transform(norm)

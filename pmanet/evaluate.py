@@ -26,8 +26,8 @@ from .occlusion import MANIFEST_NAME
 from .features import embed_records
 
 # %% auto #0
-__all__ = ['top_matches', 'ranked_lists_image', 'per_camera_table', 'ReidResult', 'fused_distance_fn', 'rescore', 'evaluate_reid',
-           'occluded_query_records', 'response_maps', 'response_maps_image']
+__all__ = ['IMAGES_ONLY', 'top_matches', 'ranked_lists_image', 'per_camera_table', 'ReidResult', 'fused_distance_fn', 'rescore',
+           'evaluate_reid', 'occluded_query_records', 'response_maps', 'response_maps_image']
 
 # %% ../nbs/34_evaluate.ipynb #6fe72f93
 def top_matches(distmat, # (Q, G) distances
@@ -141,16 +141,19 @@ def fused_distance_fn(lambdas:dict, # name -> fusion weight
                                                              **preset))
 
 # %% ../nbs/34_evaluate.ipynb #597e54ce
+IMAGES_ONLY = ('f_g', 'g')     # the embeddings that need no masks: PMANet° (and Exp-5's g) from PMANet
+
 def rescore(result:ReidResult, # a query-gallery evaluation
             names, # the embeddings to keep, e.g. ('f_g', 'g') for PMANet° from PMANet
             rerank:str|None=None, # None, or a key of RERANK_PRESETS
-            max_rank:int=50) -> ReidResult: # length of the CMC curve
+            max_rank:int=50, # length of the CMC curve
+            progress:bool=False) -> ReidResult: # a progress bar for re-ranking
     "`result` scored with only the embeddings `names` (their fusion weights unchanged)."
     keep = [k for k in result.query.named if k in names]
     if not keep: raise ValueError(f"none of {list(names)} is among the embeddings {list(result.query.named)}")
     pick = lambda e: Embeddings({k: e.named[k] for k in keep}, {k: e.lambdas[k] for k in keep}, e.keys)
     query, gallery = pick(result.query), pick(result.gallery)
-    distmat = fused_distance_fn(query.lambdas, rerank)(query.fused(), gallery.fused())
+    distmat = fused_distance_fn(query.lambdas, rerank, progress)(query.fused(), gallery.fused())
     metrics, cmc = _rank_metrics(distmat, result.q_pids, result.g_pids, result.q_camids, result.g_camids,
                                  max_rank)
     return ReidResult(metrics, distmat, cmc, query, gallery, result.q_pids, result.g_pids, result.q_camids,
@@ -190,7 +193,7 @@ def evaluate_reid(model:torch.nn.Module, # returns named embeddings in eval mode
                   gallery_from:ReidResult|None=None) -> ReidResult: # reuse its gallery embeddings
     """Evaluate a Re-ID model under the dataset's protocol: fused distances, optional re-ranking, CMC/mAP/mINP
     or VehicleID's."""
-    device = get_device(device) if isinstance(device, str) else torch.device(device)
+    device = get_device(device)
     model.to(device)
     _check_rerank(rerank)
     embed = partial(embed_records, model, image_size=image_size, batch_size=batch_size,

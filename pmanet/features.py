@@ -73,7 +73,7 @@ def extract_features(model:torch.nn.Module, # returns a ModelOutput or named (B,
                      progress:bool=False, # a progress bar with rate and ETA
                      desc:str='features'): # the bar's label
     "Embeddings of every image of `loader`: (dict name -> float32 (N, D) CPU tensor, pids (N,), camids (N,))."
-    device = get_device(device) if isinstance(device, str) else torch.device(device)
+    device = get_device(device)
     dtype, nhwc = autocast_dtype(amp, device), _channels_last(model)
     was_training = model.training
     model.eval()

@@ -149,8 +149,10 @@ class GalleryIndex:
         header = {**self.header, 'count': len(self) + len(x),
                   'keys_bytes': self.header['keys_bytes'] + len(lines)}
         with atomic_write(self.root/INDEX_FILE, 'w') as f: json.dump(header, f, indent=1)
-        self.header, self.keys = header, self.keys + keys
-        self.paths, self._keyset = self.paths + [None if p is None else str(p) for p in paths], None
+        self.header = header
+        self.keys.extend(keys)                          # in place: a large index grows block by block
+        self.paths.extend(None if p is None else str(p) for p in paths)
+        if self._keyset is not None: self._keyset.update(keys)
         return self
 
 # %% ../nbs/51_gallery.ipynb #807dcf8d

@@ -6,7 +6,7 @@ Docs: https://pmanet.github.io/pmanet/grabcut.html.md"""
 
 # %% ../nbs/10_grabcut.ipynb #90305d4b
 from __future__ import annotations
-import json, multiprocessing, os, time
+import json, multiprocessing, time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -19,7 +19,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .core import Config, ImageReadError, UsageError, atomic_write, read_image
-from .datasets import IMAGE_EXTS, read_vehicleid, read_veri776
+from .hardware import usable_cpus
+from .datasets import DATASET_READERS, IMAGE_EXTS, images_under, read_dataset
 from .store import Store, parse_shard, shard_of
 
 # %% auto #0
@@ -120,13 +121,12 @@ class ImageFile(NamedTuple):
     path: Path
     key: str
 
-def list_images(root, # the dataset root folder
-                exts:tuple|None=None) -> list[ImageFile]: # suffixes, any case; default IMAGE_EXTS
+def list_images(root) -> list[ImageFile]: # the dataset root folder
     "Every image file below `root`, recursively, sorted by key."
-    root, exts = Path(root), exts or IMAGE_EXTS
+    root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"dataset root not found (or not a folder): {root}")
-    return sorted((ImageFile(p, p.relative_to(root).as_posix()) for p in root.rglob('*')
-                   if p.suffix.lower() in exts and p.is_file()), key=lambda f: f.key)
+    files = (ImageFile(p, p.relative_to(root).as_posix()) for p in images_under(root))
+    return sorted(files, key=lambda f: f.key)
 
 # %% ../nbs/10_grabcut.ipynb #0033dbd0
 def _init_worker():
@@ -181,8 +181,7 @@ def make_pseudo_masks(source, # a dataset root, or records with `.path` and `.ke
     mine = [it for it in items if shard_of(it.key, n) == i]
     jobs = [(str(it.path), it.key, store, cfg.to_dict()) for it in mine if it.key not in store]
     # a cluster job's share
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    workers = max(1, min(workers or cores or 1, len(jobs)))
+    workers = max(1, min(workers or usable_cpus(), len(jobs)))
     bar = dict(total=len(jobs), desc=f"GrabCut shard {i}/{n}" if n > 1 else "GrabCut", unit='img',
                disable=not progress)
     t0 = time.perf_counter()
@@ -205,7 +204,7 @@ def make_pseudo_masks(source, # a dataset root, or records with `.path` and `.ke
 # %% ../nbs/10_grabcut.ipynb #1161e25e
 def pseudo_masks_command(root:str, # every image below it gets a mask, keyed by its relative path
                          out:str, # the mask store folder (created; running again resumes it)
-                         dataset:str=None, # 'veri776' or 'vehicleid': mask only the training images of ROOT
+                         dataset:str=None, # a layout of `read_dataset`: mask only the training images of ROOT
                          workers:int=0, # worker processes (0: one per CPU core this job may use)
                          shard:str=None, # 'i/n': only shard i of n (0-based), for cluster array jobs
                          margin:float=0.05, # fraction of each side outside the GrabCut rectangle
@@ -215,15 +214,14 @@ def pseudo_masks_command(root:str, # every image below it gets a mask, keyed by 
                          verify:bool=False, # check every stored entry first and recompute the damaged ones
                          quiet:bool=False): # no progress bar or summary
     "Compute GrabCut pseudo masks (paper III-A) for the images under ROOT into the mask store OUT."
-    readers = {'veri776': read_veri776, 'vehicleid': read_vehicleid}
-    if dataset is not None and dataset not in readers:
-        raise UsageError(f"unknown --dataset {dataset!r}; use {' or '.join(readers)}, or leave it out to "
-                         "mask every image under ROOT")
+    if dataset is not None and dataset not in DATASET_READERS:
+        raise UsageError(f"unknown --dataset {dataset!r}; use {', '.join(DATASET_READERS)}, or leave it out "
+                         "to mask every image under ROOT")
     cfg = GrabCutConfig(margin=margin, iters=iters, max_fg=max_fg, seed=seed)
     default = GrabCutConfig()
     opts = (f" --dataset {dataset}" if dataset else '') + ''.join(
         f" --{k.replace('_', '-')} {v}" for k, v in cfg.to_dict().items() if v != getattr(default, k))
-    items = list_images(root) if dataset is None else readers[dataset](root, verbose=False).train
+    items = list_images(root) if dataset is None else read_dataset(root, dataset, verbose=False).train
     if not items: raise UsageError(f"no images found under {root} (looked for {', '.join(IMAGE_EXTS)})")
     rep = make_pseudo_masks(items, out, workers=workers, shard=shard, config=cfg, verify=verify,
                             command=f"pmanet pseudo-masks {root} {out}{opts}", progress=not quiet)

@@ -22,7 +22,7 @@ __all__ = ['MIN_CPU_BF16_SPEEDUP', 'AMP_CHOICES', 'CHANNELS_LAST_MIN_CPU_SIZE', 
 class DeviceError(PmanetError, RuntimeError):
     "A device that was asked for but is not available on this machine."
 
-def get_device(device:str='auto') -> torch.device: # 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'
+def get_device(device:str|torch.device='auto') -> torch.device: # 'auto', 'cpu', 'cuda:N', 'mps' or a device
     "The `torch.device` to run on: the best available for 'auto', else the one named (checked)."
     if device in (None, 'auto'):
         if torch.cuda.is_available(): return torch.device('cuda')

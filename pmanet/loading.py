@@ -27,8 +27,8 @@ from .hardware import loader_workers, usable_cpus
 from .datasets import DatasetError, ImageRecord
 
 # %% auto #0
-__all__ = ['RandomIdentitySampler', 'DistributedIdentitySampler', 'RandomImageErasing', 'RandomOcclusion', 'AugmentConfig',
-           'pad_pixels', 'train_transform', 'eval_transform', 'ReidImageDataset', 'make_train_loader',
+__all__ = ['ERASING_RATIOS', 'RandomIdentitySampler', 'DistributedIdentitySampler', 'RandomImageErasing', 'RandomOcclusion',
+           'AugmentConfig', 'pad_pixels', 'train_transform', 'eval_transform', 'ReidImageDataset', 'make_train_loader',
            'set_loader_epoch', 'make_eval_loader']
 
 # %% ../nbs/06_loading.ipynb #bc57cfcf
@@ -134,6 +134,8 @@ class DistributedIdentitySampler(RandomIdentitySampler):
         super().__init__(pids, P, Q, seed, num_replicas, rank)
 
 # %% ../nbs/06_loading.ipynb #ca9b7103
+ERASING_RATIOS = (0.3, 3.3)   # aspect-ratio range (w/h) of random erasing (Zhong et al.), also of occluders
+
 class RandomImageErasing(v2.RandomErasing):
     "torchvision's RandomErasing applied to images only: masks and boxes pass through unchanged."
     def transform(self, inpt, params):
@@ -146,7 +148,7 @@ class RandomOcclusion(RandomImageErasing):
     colour."""
     def __init__(self, p:float=0.3, # probability per image (paper IV-B-1)
                  scale:tuple=(0.1, 0.3), # area fraction of the rectangle, as the occluded test sets
-                 ratio:tuple=(0.3, 3.3)): # aspect ratio range, as random erasing
+                 ratio:tuple=ERASING_RATIOS): # aspect ratio range, as random erasing
         super().__init__(p=p, scale=scale, ratio=ratio, value=(0., 0., 0.))
 
     def make_params(self, flat_inputs):
@@ -168,10 +170,10 @@ class AugmentConfig(Config):
     pad: int|None = None                   # pad then random crop back to `size` (BoT); None: 10 px per 256 px
     erasing_p: float = 0.5                 # random erasing, paper IV-B-1
     erasing_scale: tuple = (0.02, 0.4)     # erased area fraction, Zhong et al. / BoT [37]
-    erasing_ratio: tuple = (0.3, 3.3)      # erased aspect ratio, Zhong et al. / BoT [37]
+    erasing_ratio: tuple = ERASING_RATIOS      # erased aspect ratio, Zhong et al. / BoT [37]
     occlusion_p: float = 0.3               # random colour occlusion, paper IV-B-1
     occlusion_scale: tuple = (0.1, 0.3)    # occluded area fraction (paper silent; as the occluded test sets)
-    occlusion_ratio: tuple = (0.3, 3.3)    # occluder aspect ratio (paper silent; as erasing)
+    occlusion_ratio: tuple = ERASING_RATIOS    # occluder aspect ratio (paper silent; as erasing)
     mean: tuple = IMAGENET_MEAN            # normalisation, ImageNet's (BoT)
     std: tuple = IMAGENET_STD
 
@@ -286,19 +288,15 @@ def make_train_loader(dataset:ReidImageDataset, # the training images
                       seed:int=0, # batches and worker seeds follow (seed, epoch)
                       # DataLoader worker processes (None: `hardware.loader_workers`)
                       num_workers:int|None=None,
-                      # decode the images once into RAM if they fit in this many MiB (0: never)
-                      cache_mb:float=0,
                       # DDP world size (default: torch.distributed's, if initialised)
                       num_replicas:int|None=None,
                       rank:int|None=None, # DDP rank (default: torch.distributed's)
-                      pin_memory:bool|None=None, # default: when CUDA is available
-                      progress:bool=False) -> DataLoader: # a progress bar while caching
+                      pin_memory:bool|None=None) -> DataLoader: # default: when CUDA is available
     "DataLoader of P x Q identity batches (DDP-aware), seeded workers; call `set_loader_epoch` each epoch."
     pids = [r.pid for r in dataset.records]
     if num_replicas is not None or (dist.is_available() and dist.is_initialized()):
         sampler = DistributedIdentitySampler(pids, P, Q, seed, num_replicas, rank)
     else: sampler = RandomIdentitySampler(pids, P, Q, seed)
-    if cache_mb > 0: dataset.cache_images(cache_mb, progress=progress)
     workers = loader_workers(num_workers, cached=dataset.cache is not None)
     pin = torch.cuda.is_available() if pin_memory is None else pin_memory
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, worker_init_fn=seed_worker,

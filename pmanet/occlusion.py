@@ -12,15 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from .core import UsageError, atomic_write, read_image, write_image
-from .datasets import IMAGE_EXTS
+from .datasets import IMAGE_EXTS, images_under
+from .loading import ERASING_RATIOS
 
 # %% auto #0
-__all__ = ['PATCH_RATIOS', 'MANIFEST_NAME', 'occlusion_patch', 'apply_patch', 'occlude']
+__all__ = ['MANIFEST_NAME', 'occlusion_patch', 'apply_patch', 'occlude']
 
 # %% ../nbs/32_occlusion.ipynb #31db934a
-# aspect-ratio range w/h of a patch, as random erasing and `pmanet.loading.RandomOcclusion`
-PATCH_RATIOS = (0.3, 3.3)
-
 def _key_rng(key:str, seed:int) -> np.random.Generator:
     "A generator determined by the seed and the image key alone."
     return np.random.default_rng([seed, int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], 'little')])
@@ -29,7 +27,7 @@ def occlusion_patch(key:str, # the image's key (path relative to the query folde
                     height:int, width:int, # image size in pixels
                     seed:int=0, # seed of the whole set
                     min_area:float=0.1, max_area:float=0.3, # range of the covered area fraction
-                    aspect:tuple=PATCH_RATIOS) -> dict: # range of the aspect ratio w/h (log-uniform)
+                    aspect:tuple=ERASING_RATIOS) -> dict: # range of the aspect ratio w/h (log-uniform)
     """The patch of one image: {'box': [x1, y1, x2, y2] (pixels, end-exclusive), 'colour': [r, g, b],
     'fraction', 'size': [h, w]}."""
     if not 0 < min_area <= max_area < 1: raise UsageError("need 0 < min_area <= max_area < 1, got "
@@ -78,9 +76,9 @@ def occlude(query_dir:str, # folder of query images (e.g. VeRi/image_query)
     if not src.is_dir(): raise UsageError(f"query folder not found: {query_dir}")
     if dst == src or src in dst.parents: raise UsageError(f"out_dir {out_dir} must be outside the query "
                                                           "folder (the originals stay untouched)")
-    paths = sorted(p for p in src.rglob('*') if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    paths = images_under(src)
     if not paths: raise UsageError(f"no images ({', '.join(IMAGE_EXTS)}) under {query_dir}")
-    settings = {'seed': seed, 'min_area': min_area, 'max_area': max_area, 'aspect': list(PATCH_RATIOS)}
+    settings = {'seed': seed, 'min_area': min_area, 'max_area': max_area, 'aspect': list(ERASING_RATIOS)}
     given = None
     if manifest:
         shared = json.loads(Path(manifest).read_text())

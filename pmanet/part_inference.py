@@ -161,8 +161,7 @@ def parts_command(root:str, # dataset folder
                   verify:bool=False): # check every stored entry first and recompute the damaged ones
     "Run PANet over every image of a dataset and store refined masks and K part boxes for PMNet."
     data = read_dataset(root, dataset)
-    opts = ''.join(f" --{n} {v}" for n, v in dict(dataset=dataset, k=k, method=method).items()
-                   if v != {'dataset': 'veri776', 'k': 3, 'method': 'kmeans'}[n])
+    opts = f" --dataset {dataset} --k {k} --method {method}"
     rep = make_part_store(load_panet(checkpoint), data.train + data.query + data.gallery, out,
                           PartConfig(method=method, k=k), source=checkpoint, batch_size=batch_size,
                           num_workers=workers, device=device, verify=verify,

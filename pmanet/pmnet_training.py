@@ -7,6 +7,7 @@ Docs: https://pmanet.github.io/pmanet/pmnet_training.html.md"""
 # %% ../nbs/35_pmnet_training.ipynb #3aa3fef6
 from __future__ import annotations
 import json
+from functools import partial
 from pathlib import Path
 
 from torch import nn
@@ -23,7 +24,7 @@ from .panet import load_panet
 from .parts import PartConfig, uniform_boxes
 from .part_inference import make_part_store
 from .pmnet import PMNet, PMNetConfig, ablation_config, pmnet_forward
-from .evaluate import evaluate_reid, occluded_query_records
+from .evaluate import IMAGES_ONLY, evaluate_reid, occluded_query_records, rescore
 
 # %% auto #0
 __all__ = ['UniformPartStore', 'open_part_store', 'reid_evaluator', 'fit_pmnet', 'fit_baseline', 'read_cli_dataset',
@@ -77,16 +78,18 @@ def reid_evaluator(data:ReidDataset, # its test split is scored
                    batch_size:int=64, num_workers:int|None=None): # evaluation loader
     """The engine's `evaluate(model, epoch)` callback: mAP and CMC@1 (VehicleID: CMC@1, MRR), with and without
     Partial Tasks."""
-    runs = ([('', store)] if store is not None else []) + (
-        [('_no_parts' if store is not None else '', None)] if parts_free else []
-    )
-    if not runs: raise ValueError("nothing to evaluate: give a store, or parts_free=True")
+    if store is None and not parts_free:
+        raise ValueError("nothing to evaluate: give a store, or parts_free=True")
+    pick = lambda m, suffix: {k + suffix: m[k] for k in ('mAP', 'CMC@1', 'MRR') if k in m}
     def evaluate(model, epoch):
         lambdas = criterion.fusion_weights() if hasattr(criterion, 'fusion_weights') else None
-        device, out = next(model.parameters()).device, {}
-        for suffix, s in runs:
-            m = evaluate_reid(model, data, s, lambdas, image_size, batch_size, num_workers, device).metrics
-            out.update({k + suffix: m[k] for k in ('mAP', 'CMC@1', 'MRR') if k in m})
+        run = partial(evaluate_reid, model, data, lambdas=lambdas, image_size=image_size,
+                      batch_size=batch_size, num_workers=num_workers, device=next(model.parameters()).device)
+        r = run(store=store)
+        out = pick(r.metrics, '')
+        if store is not None and parts_free:     # PMANet°: the same embeddings without h (VehicleID: re-run)
+            images_only = run(store=None) if data.protocol == 'vehicleid' else rescore(r, IMAGES_ONLY)
+            out.update(pick(images_only.metrics, '_no_parts'))
         return out
     return evaluate
 

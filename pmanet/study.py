@@ -19,9 +19,9 @@ from .store import Store
 from .part_inference import part_quality
 from .pmnet import ablation_config
 from .metrics import evaluate_rank
-from .evaluate import occluded_query_records, rescore
+from .evaluate import IMAGES_ONLY, occluded_query_records, rescore
 from .pmnet_training import fit_pmnet
-from .demo import DemoConfig, evaluate_normal_and_occluded, run_demo
+from .demo import DemoConfig, evaluate_normal_and_occluded, mean_std, run_demo
 
 # %% auto #0
 __all__ = ['STUDY_ROWS', 'OFF_CENTRE', 'CLAIMS', 'study_rows', 'framing', 'subset_scores', 'study_seed', 'study_table',
@@ -116,23 +116,20 @@ def study_seed(out, # the seed's folder (a demo folder; created when new)
         r = evaluate_normal_and_occluded(model, data, occluded, **with_parts, **ev)
         scored = {variants[0]: r}
         if 'PMANet°' in variants:                                    # the same embeddings without h
-            scored['PMANet°'] = {q: rescore(x, ('f_g', 'g')) for q, x in r.items()}
+            scored['PMANet°'] = {q: rescore(x, IMAGES_ONLY) for q, x in r.items()}
         scores = {v: {**{q: {k: x[q].metrics[k] for k in ('mAP', 'CMC@1', 'CMC@5')} for q in x},
                       'framing': subset_scores(x['normal'], groups)} for v, x in scored.items()}
         res['rows'][label] = dict(key=key, scores=scores, lambdas=lambdas)
-    train = {'all': [r.key for r in data.train]}
-    for g in ('off-centre', 'truncated'): train[g] = [k for k in train['all'] if framing(truth[k]) == g]
-    res['stage1'] = {name: part_quality(truth, keys, stores['parts'], Store(out/'grabcut'))
-                     for name, keys in train.items() if keys}
+    subsets = {g: [r.key for r in data.train if framing(truth[r.key]) == g]
+               for g in ('off-centre', 'truncated')}
+    res['stage1'] = {'all': demo['part_quality'],                     # the demo measured every training image
+                     **{name: part_quality(truth, keys, stores['parts'], Store(out/'grabcut'))
+                        for name, keys in subsets.items() if keys}}
     res['seconds'] = round(time.perf_counter() - t0, 1)
     with atomic_write(out/'study.json', 'w') as f: json.dump(res, f, indent=1)
     return res
 
 # %% ../nbs/41_study.ipynb #1e2053b0
-def _ms(values) -> str:
-    v = np.asarray(values, float)
-    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
-
 def _primary(run:dict, label:str) -> dict:
     "A row's scores as PMANet, or as its only variant (the baseline, Exp-1)."
     s = run['rows'][label]['scores']
@@ -147,7 +144,7 @@ def study_table(runs:list) -> list[dict]: # `study_seed` results of several seed
     "Mean ± std of mAP, CMC@1 and CMC@5 of every row, variant and query set."
     first, metrics = runs[0]['rows'], ('mAP', 'CMC@1', 'CMC@5')
     return [{'row': label, 'variant': variant, 'queries': q,
-             **{m: _ms([_score(run, label, variant, q, m) for run in runs]) for m in metrics}}
+             **{m: mean_std([_score(run, label, variant, q, m) for run in runs]) for m in metrics}}
             for label in first for variant in first[label]['scores'] for q in ('normal', 'occluded')]
 
 def framing_table(runs:list) -> list[dict]:
@@ -155,7 +152,7 @@ def framing_table(runs:list) -> list[dict]:
     labels = list(runs[0]['rows'])
     groups = [g for g in ('centred', 'off-centre', 'truncated')
               if all(g in _primary(r, label)['framing'] for r in runs for label in labels)]
-    return [{'row': label, **{f'{g} mAP': _ms([_primary(r, label)['framing'][g]['mAP'] for r in runs])
+    return [{'row': label, **{f'{g} mAP': mean_std([_primary(r, label)['framing'][g]['mAP'] for r in runs])
                               for g in groups},
              'queries': '/'.join(str(_primary(runs[0], label)['framing'][g]['queries']) for g in groups)}
             for label in labels]
@@ -168,9 +165,10 @@ def stage1_table(runs:list) -> list[dict]:
         row = lambda measure, grabcut, panet, stripes: {'training images': subset, 'measure': measure,
                                                         'GrabCut': grabcut, 'PANet': panet,
                                                         'uniform stripes': stripes}
-        out.append(row('mask IoU', _ms([x['grabcut_iou'] for x in q]), _ms([x['panet_iou'] for x in q]), ''))
-        out += [row(f'part {k + 1} covers a true part', '', _ms([x['panet_cover'][k] for x in q]),
-                    _ms([x['uniform_cover'][k] for x in q])) for k in range(len(q[0]['panet_cover']))]
+        iou = [mean_std([x[f'{m}_iou'] for x in q]) for m in ('grabcut', 'panet')]
+        out.append(row('mask IoU', *iou, ''))
+        out += [row(f'part {k + 1} covers a true part', '', mean_std([x['panet_cover'][k] for x in q]),
+                    mean_std([x['uniform_cover'][k] for x in q])) for k in range(len(q[0]['panet_cover']))]
     return out
 
 # %% ../nbs/41_study.ipynb #3bfae1e7
@@ -230,7 +228,7 @@ def claims_table(runs:list) -> list[dict]:
         try: g = gains(runs)
         except KeyError: continue                                   # a row of this claim was not run
         out.append({'claim': claim, 'compared': compared, 'per seed': ', '.join(f'{x:+.3f}' for x in g),
-                    'gain': _ms(g), 'verdict': verdict(g, at_least=claim.startswith('5.'))})
+                    'gain': mean_std(g), 'verdict': verdict(g, at_least=claim.startswith('5.'))})
     return out
 
 # %% ../nbs/41_study.ipynb #7a938de3
@@ -261,7 +259,7 @@ def run_study(out, # folder of the seeds (OUT/seedN: demo folders, reused when p
     runs = [study_seed(out/f'seed{s}', cfg.replace(seed=s), rows, progress) for s in seeds]
     tables = {'retrieval': study_table(runs), 'framing': framing_table(runs), 'stage1': stage1_table(runs),
               'claims': claims_table(runs)}
-    lam = [{'row': label, **{k: _ms([r['rows'][label]['lambdas'][k] for r in runs])
+    lam = [{'row': label, **{k: mean_std([r['rows'][label]['lambdas'][k] for r in runs])
                               if k in runs[0]['rows'][label]['lambdas'] else '' for k in ('f_g', 'g', 'h')}}
            for label in rows if STUDY_ROWS[label] != 'bot']
     minutes = (time.perf_counter() - t0) / 60

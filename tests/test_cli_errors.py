@@ -80,7 +80,7 @@ CASES = [
     ('folder of another layout', lambda d, r: ['train-panet', d/'other_layout', d/'masks', d/'p1'],
      'name_train.txt'),
     ('unknown --dataset', lambda d, r: ['pseudo-masks', r, d/'m3', '--dataset', 'veri'],
-     'use veri776 or vehicleid'),
+     'use veri776, vehicleid, veriwild, folder'),
     ('corrupt image', lambda d, r: ['pseudo-masks', d/'corrupt', d/'m4', '--workers', '1'],
      'could not be read, e.g.'),
     ('list naming a missing image', lambda d, r: ['eval', d/'bot.pt', missing_list_entry(d, r)],
