@@ -6,17 +6,20 @@ Docs: https://pmanet.github.io/pmanet/hardware.html.md"""
 
 # %% ../nbs/01_hardware.ipynb #49232f20
 from __future__ import annotations
-import functools, os, statistics, time
+import contextlib, functools, os, platform, statistics, time
 from pathlib import Path
 
 import torch
+from torch.utils import _pytree
 
 from .core import PmanetError, UsageError
 
 # %% auto #0
-__all__ = ['MIN_CPU_BF16_SPEEDUP', 'AMP_CHOICES', 'CHANNELS_LAST_MIN_CPU_SIZE', 'DeviceError', 'get_device', 'usable_cpus',
-           'cpu_flags', 'cpu_has_native_bf16', 'cpu_bf16_speedup', 'autocast_dtype', 'use_channels_last',
-           'loader_workers', 'set_threads', 'describe_precision']
+__all__ = ['MIN_CPU_BF16_SPEEDUP', 'AMP_CHOICES', 'AMP_ENV', 'CPU_INFERENCE_AUTOCAST', 'CHANNELS_LAST_MIN_CPU_SIZE',
+           'DeviceError', 'get_device', 'usable_cpus', 'cpu_flags', 'cpu_has_native_bf16', 'cpu_bf16_speedup',
+           'resolve_amp', 'cuda_has_native_bf16', 'autocast_dtype', 'to_fp32', 'full_precision', 'fp32',
+           'use_channels_last', 'loader_workers', 'set_threads', 'cpu_name', 'precision_name', 'precision_report',
+           'describe_precision']
 
 # %% ../nbs/01_hardware.ipynb #92deea1a
 class DeviceError(PmanetError, RuntimeError):
@@ -86,17 +89,53 @@ def cpu_bf16_speedup(n:int=768, # side of the square matrices multiplied
 # CPU bf16 autocast is chosen automatically only when it is at least this much faster
 MIN_CPU_BF16_SPEEDUP = 1.3
 AMP_CHOICES = ('auto', 'bf16', 'fp16', 'off')
+AMP_ENV = 'PMANET_AMP'            # what amp='auto' means in this process: one of AMP_CHOICES
+CPU_INFERENCE_AUTOCAST = False    # 'auto' embeds in bf16 on a fast-bf16 CPU too (measured: see the text)
+
+def resolve_amp(amp:str) -> str: # 'auto', 'bf16', 'fp16' or 'off'
+    "The setting in force: `amp`, with 'auto' replaced by $PMANET_AMP when that is set."
+    if amp not in AMP_CHOICES: raise UsageError(f"amp must be one of {', '.join(AMP_CHOICES)}, got {amp!r}")
+    if amp != 'auto': return amp
+    env = os.environ.get(AMP_ENV, '').strip().lower() or 'auto'
+    if env not in AMP_CHOICES:
+        raise UsageError(f"{AMP_ENV}={env!r} is not a precision: use one of {', '.join(AMP_CHOICES)}")
+    return env
+
+def cuda_has_native_bf16() -> bool:
+    "True when the current GPU computes bf16 in hardware (Ampere and later), emulation not counted."
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
 
 def autocast_dtype(amp:str, # 'auto', 'bf16', 'fp16' or 'off'
-                   device) -> torch.dtype|None: # a torch.device or its name
+                   device, # a torch.device or its name
+                   inference:bool=False) -> torch.dtype|None: # choose for feature extraction, not training
     "The dtype `torch.autocast` should run in for setting `amp` on `device`; None means full fp32."
-    if amp not in AMP_CHOICES: raise UsageError(f"amp must be one of {', '.join(AMP_CHOICES)}, got {amp!r}")
-    kind = torch.device(device).type
+    amp, kind = resolve_amp(amp), torch.device(device).type
     if amp == 'off' or kind not in ('cuda', 'cpu'): return None
     if amp != 'auto': return {'bf16': torch.bfloat16, 'fp16': torch.float16}[amp]
-    if kind == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if kind == 'cuda': return torch.bfloat16 if cuda_has_native_bf16() else torch.float16
+    if inference and not CPU_INFERENCE_AUTOCAST: return None
     fast = cpu_has_native_bf16() and cpu_bf16_speedup() >= MIN_CPU_BF16_SPEEDUP
     return torch.bfloat16 if fast else None
+
+# %% ../nbs/01_hardware.ipynb #952e5120
+def to_fp32(tree):
+    "`tree` (a tensor, or dicts, lists, tuples and dataclasses of them) with each floating tensor in float32."
+    return _pytree.tree_map(lambda t: t.float() if torch.is_tensor(t) and t.is_floating_point() else t, tree)
+
+@contextlib.contextmanager
+def full_precision():
+    "A region where autocast is off on every device (what the precision policy keeps in fp32)."
+    with contextlib.ExitStack() as stack:
+        for kind in ('cpu', 'cuda'):
+            if torch.is_autocast_enabled(kind): stack.enter_context(torch.autocast(kind, enabled=False))
+        yield
+
+def fp32(fn):
+    "Decorator: `fn` runs in `full_precision`, on fp32 copies of its floating-point tensor arguments."
+    @functools.wraps(fn)
+    def in_fp32(*args, **kwargs):
+        with full_precision(): return fn(*to_fp32(args), **to_fp32(kwargs))
+    return in_fp32
 
 # %% ../nbs/01_hardware.ipynb #1bb89274
 CHANNELS_LAST_MIN_CPU_SIZE = 96   # shorter input side from which channels-last pays on a CPU (measured above)
@@ -131,11 +170,34 @@ def set_threads(threads:int=0) -> int: # intra-op threads; 0 keeps PyTorch's def
     return torch.get_num_threads()
 
 # %% ../nbs/01_hardware.ipynb #a1b1484f
-def describe_precision(dtype:torch.dtype|None, # what `autocast_dtype` chose
-                       amp:str, # the setting it was chosen from
-                       device) -> str: # where the network runs
-    "A short phrase for the run log: the arithmetic used and, for an automatic CPU choice, why."
-    name = {None: 'fp32', torch.bfloat16: 'bf16 autocast', torch.float16: 'fp16 autocast'}[dtype]
-    if amp != 'auto' or torch.device(device).type != 'cpu': return name
-    if not cpu_has_native_bf16(): return f'{name} (this CPU has no native bf16)'
-    return f'{name} (bf16 measured {cpu_bf16_speedup():.2f}x fp32 here)'
+def cpu_name() -> str:
+    "The CPU's model name, from /proc/cpuinfo where there is one."
+    try: lines = Path('/proc/cpuinfo').read_text().splitlines()
+    except OSError: lines = []
+    names = [l.split(':', 1)[1].strip() for l in lines if l.split(':')[0].strip() in ('model name', 'Model')]
+    return names[0] if names else (platform.processor() or platform.machine() or 'unknown CPU')
+
+def precision_name(dtype:torch.dtype|None) -> str: # what `autocast_dtype` chose
+    return {None: 'fp32', torch.bfloat16: 'bf16 autocast', torch.float16: 'fp16 autocast'}[dtype]
+
+def precision_report(amp:str='auto', # the run's setting
+                     device='cpu') -> dict: # where its networks run
+    """Which arithmetic a run uses and why: setting, CPU and its bf16 capability, measured speedup, GPU, and
+    the choice for training and for inference."""
+    dev, resolved, native = torch.device(device), resolve_amp(amp), sorted(cpu_flags() & _BF16_FLAGS)
+    report = {'setting': amp if amp != 'auto' or resolved == 'auto' else f'{AMP_ENV}={resolved}',
+              'cpu': cpu_name(), 'cpu_bf16': ', '.join(native) or 'none (bf16 would be emulated)',
+              'cpu_bf16_speedup': round(cpu_bf16_speedup(), 2) if native else None}
+    if dev.type == 'cuda':
+        report |= {'gpu': torch.cuda.get_device_name(dev),
+                   'gpu_bf16': 'native' if cuda_has_native_bf16() else 'emulated or none'}
+    return report | {'training': precision_name(autocast_dtype(amp, dev)),
+                     'inference': precision_name(autocast_dtype(amp, dev, inference=True))}
+
+def describe_precision(report:dict) -> str: # a `precision_report`
+    "The report in one line, e.g. 'training fp32, inference fp32 (auto; AMD EPYC: no native bf16)'."
+    speed = report['cpu_bf16_speedup']
+    why = (f"{report['cpu']}: {report['cpu_bf16']}, bf16 measured {speed:.2f}x fp32" if speed is not None
+           else f"{report['cpu']}: no native bf16")
+    if 'gpu' in report: why = f"{report['gpu']}: bf16 {report['gpu_bf16']}"
+    return f"training {report['training']}, inference {report['inference']} ({report['setting']}; {why})"

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .core import Config, ConfigError, PmanetError, atomic_write, set_seed
 from .hardware import AMP_CHOICES, autocast_dtype, describe_precision, get_device, loader_workers, \
-    set_threads, usable_cpus, use_channels_last
+    precision_name, precision_report, set_threads, to_fp32, usable_cpus, use_channels_last
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, check_fits, config_differences, \
     describe_module, read_checkpoint
 from .loading import ReidImageDataset, make_train_loader
@@ -342,11 +342,15 @@ class Trainer:
         """What this run uses, as its log's first record says: device, precision, memory format, threads,
         cuDNN benchmark, process group, loading."""
         return {'device': str(self.device),
-                'precision': describe_precision(self.amp_dtype, self.cfg.amp, self.device),
+                'precision': describe_precision(self.precision_report()),
                 'channels_last': self.channels_last, 'threads': self.threads,
                 'cudnn_benchmark': self.device.type == 'cuda' and torch.backends.cudnn.benchmark,
                 'distributed': f'{dist.get_backend()} x {world_size()}' if is_distributed() else 'off',
                 **_loader_setup(self.loader)}
+
+    def precision_report(self) -> dict:
+        "`hardware.precision_report` of this run, with the training precision every rank uses."
+        return precision_report(self.cfg.amp, self.device) | {'training': precision_name(self.amp_dtype)}
 
     def _rng(self) -> dict:
         "This rank's random state, with the loader's own generator when it has one."
@@ -455,7 +459,8 @@ class Trainer:
             if self.amp_dtype
             else contextlib.nullcontext()
         ):
-            terms = self.criterion(self.forward(self.ddp_model, batch), batch)
+            outputs = self.forward(self.ddp_model, batch)
+        terms = self.criterion(to_fp32(outputs), batch)    # losses in fp32, outside autocast
         values = self._check_terms(terms, batch_idx)
         self.scaler.scale(terms['loss']).backward()
         if is_distributed():
@@ -546,7 +551,8 @@ class Trainer:
             self.cfg.save(self.run_dir / 'config.yaml')
         self._trim_log()
         setup = self.setup()
-        self._log({'kind': 'setup', 'epoch': self.epoch, **setup})
+        self._log({'kind': 'setup', 'epoch': self.epoch, **setup,
+                   'precision_report': self.precision_report()})
         if self.cfg.progress and is_main_process(): tqdm.write('training on ' + ', '.join(f'{k} {v}' for k,
                                                                                           v in setup.items()))
         while self.epoch < self.cfg.epochs and not self.stopped:
