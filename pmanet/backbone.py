@@ -15,11 +15,13 @@ from torchvision import models
 from torchvision.models import WeightsEnum
 
 from .core import ConfigError, UsageError
+from .hardware import fp32
 from .checkpoint import check_fits, describe_module, read_checkpoint, register_model
 from .outputs import ModelOutput
 
 # %% auto #0
-__all__ = ['RESNET_CHANNELS', 'imagenet_weights', 'resnet_last_stride1', 'ResNetBackbone', 'BNNeck', 'BoTBaseline']
+__all__ = ['RESNET_CHANNELS', 'imagenet_weights', 'resnet_last_stride1', 'ResNetBackbone', 'average_pool', 'BNNeck',
+           'BoTBaseline']
 
 # %% ../nbs/12_backbone.ipynb #f5cf38ed
 RESNET_CHANNELS = {18: 512, 34: 512, 50: 2048, 101: 2048}  # channels of layer4's output per ResNet depth
@@ -89,6 +91,11 @@ class ResNetBackbone(nn.Module):
         return self.layer4(self.trunk(x))
 
 # %% ../nbs/12_backbone.ipynb #ce31ddc2
+@fp32
+def average_pool(fmap): # (B, C, h, w) feature map
+    "Global average pooling to (B, C), summed in fp32: the features that become embeddings."
+    return F.adaptive_avg_pool2d(fmap, 1).flatten(1)
+
 class BNNeck(nn.Module):
     """BoT's BNNeck: feature -> BatchNorm1d (frozen bias) -> Linear without bias; returns (pre-BN, post-BN,
     logits)."""
@@ -103,8 +110,9 @@ class BNNeck(nn.Module):
             self.classifier = nn.Linear(in_features, num_classes, bias=False)
             nn.init.normal_(self.classifier.weight, std=0.001)
 
+    @fp32
     def forward(self, x): # (B, in_features) pooled feature
-        "(x, BN(x), logits or None)."
+        "(x, BN(x), logits or None), in fp32 whatever the autocast around it."
         post = self.bn(x)
         return x, post, (self.classifier(post) if self.classifier is not None else None)
 
@@ -121,7 +129,7 @@ class BoTBaseline(nn.Module):
 
     def forward(self, images) -> ModelOutput: # (B, 3, H, W) normalised images
         "Training: f_g_pre, f_g and logits_f_g; evaluation: f_g (the post-BN feature) only."
-        pre, post, logits = self.neck(F.adaptive_avg_pool2d(self.backbone(images), 1).flatten(1))
+        pre, post, logits = self.neck(average_pool(self.backbone(images)))
         return (
             ModelOutput(f_g_pre=pre, f_g=post, logits_f_g=logits) if self.training else ModelOutput(f_g=post)
         )

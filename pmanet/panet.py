@@ -19,7 +19,7 @@ from .store import Store
 from .loading import AugmentConfig, ReidImageDataset, train_transform
 from .train import TrainConfig, Trainer, start_run, training_loader
 from .outputs import MissingOutputError, ModelOutput
-from .backbone import BNNeck, ResNetBackbone
+from .backbone import BNNeck, ResNetBackbone, average_pool
 from .losses import BoTLoss
 
 # %% auto #0
@@ -80,7 +80,7 @@ class PANet(nn.Module):
     def forward(self, images) -> ModelOutput: # (B, 3, H, W) normalised images
         "Training: f_g_pre, f_g, logits_f_g and mask; evaluation: f_g, mask and feature_map."
         fmap = self.encoder(images)
-        pre, post, logits = self.neck(F.adaptive_avg_pool2d(fmap, 1).flatten(1))
+        pre, post, logits = self.neck(average_pool(fmap))
         mask = self.decoder(fmap)
         if self.training: return ModelOutput(f_g_pre=pre, f_g=post, logits_f_g=logits, mask=mask)
         return ModelOutput(f_g=post, mask=mask, feature_map=fmap)

@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from .core import Config, ConfigError
+from .hardware import fp32
 from .checkpoint import check_fits, describe_module, register_model
 from .outputs import EMBEDDINGS, ModelOutput
-from .backbone import BNNeck, RESNET_CHANNELS, ResNetBackbone
+from .backbone import BNNeck, RESNET_CHANNELS, ResNetBackbone, average_pool
 from .losses import PMNetLoss
 from .attention import ATTENTION_KINDS, make_attention
 
@@ -119,10 +120,12 @@ def ablation_config(name:str, # a key of ABLATIONS
     return (base or PMNetConfig()).replace(**ABLATIONS[name])
 
 # %% ../nbs/21_pmnet.ipynb #589d61cc
+@fp32
 def part_task_input(features:torch.Tensor, # (B, K, C, H, W): the K branch maps F_k
                     masks:torch.Tensor, # (B, 1, h, w) refined foreground masks in [0, 1], any size
                     boxes:torch.Tensor) -> torch.Tensor: # (B, K, 4) normalised x1, y1, x2, y2
-    "The K Partial Task inputs (paper Fig. 6): F_k * mask, cropped to box k, resized back to (H, W); batched."
+    """The K Partial Task inputs (paper Fig. 6): F_k * mask, cropped to box k, resized back to (H, W);
+    batched, in fp32."""
     B, K, C, H, W = features.shape
     if masks.ndim != 4 or masks.shape[:2] != (B, 1): raise ValueError(f"masks must be (B={B}, 1, h, w), got "
                                                                       f"{tuple(masks.shape)}")
@@ -130,12 +133,12 @@ def part_task_input(features:torch.Tensor, # (B, K, C, H, W): the K branch maps 
         raise ValueError(f"boxes must be (B={B}, K={K}, 4), got {tuple(boxes.shape)}")
     if (boxes[..., 2:] < boxes[..., :2]).any(): raise ValueError("boxes must be x1, y1, x2, y2 with x2 >= x1 "
                                                                  "and y2 >= y1")
-    m = F.interpolate(masks.to(features.dtype), size=(H, W), mode='area')
+    m = F.interpolate(masks, size=(H, W), mode='area')
     x = (features * m[:, None]).flatten(0, 1)                                   # (B*K, C, H, W)
-    idx = torch.arange(B * K, device=boxes.device, dtype=boxes.dtype)[:, None]
+    # column 0 of the rois is the index of the map each box crops, exact in fp32 up to 2^24 maps
+    idx = torch.arange(B * K, device=boxes.device, dtype=torch.float32)[:, None]
     rois = torch.cat([idx, (boxes * boxes.new_tensor([W, H, W, H])).flatten(0, 1)], 1)
-    out = roi_align(x, rois.to(x.dtype), output_size=(H, W), spatial_scale=1.0, sampling_ratio=1,
-                    aligned=True)
+    out = roi_align(x, rois, output_size=(H, W), spatial_scale=1.0, sampling_ratio=1, aligned=True)
     return out.view(B, K, C, H, W)
 
 # %% ../nbs/21_pmnet.ipynb #a27cfee0
@@ -164,7 +167,7 @@ class PartBranch(nn.Module):
     def main_task(self, f): # (B, dim, H, W) F_k
         "MT_k: (pre-BN, post-BN, logits) of attention(F_k) -> GAP."
         att = self.attention if self.main_attention is None else self.main_attention
-        return self.main_neck(F.adaptive_avg_pool2d(att(f), 1).flatten(1))
+        return self.main_neck(average_pool(att(f)))
 
     def partial_task(self, x): # (B, dim, H, W) masked, cropped and resized F_k
         "PT_k: (pre-BN, post-BN, logits) of attention(x) -> mask max pooling."
@@ -232,7 +235,7 @@ class PMNet(nn.Module):
             )
         x, out = self.trunk(images), {}
         if self.layer4_global is not None:
-            pre, post, logits = self.global_neck(F.adaptive_avg_pool2d(self.layer4_global(x), 1).flatten(1))
+            pre, post, logits = self.global_neck(average_pool(self.layer4_global(x)))
             out.update(f_g_pre=pre, f_g=post, logits_f_g=logits)
         if not branches: return self._outputs(out)
         p4 = self.layer4_part(x)
