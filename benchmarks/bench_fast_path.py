@@ -17,9 +17,13 @@ an epoch runs does not depend on what the masks say, and this keeps PANet out of
 
     python benchmarks/bench_fast_path.py               # about 10 minutes on 2 quiet cores
     python benchmarks/bench_fast_path.py --rounds 3
+    python benchmarks/bench_fast_path.py --settings 'all off,bf16 autocast' --max-iters 4   # fp32 vs bf16
+
+On a CPU without native bf16 (no AVX512-BF16 or AMX) bf16 autocast is emulated and runs many times slower
+than fp32: time a few steps there (`--max-iters`) instead of whole epochs.
 """
 
-import argparse, os, platform, statistics, tempfile
+import argparse, os, statistics, tempfile
 from pathlib import Path
 
 import torch
@@ -27,7 +31,7 @@ import torch
 from pmanet.core import markdown_table
 from pmanet.datasets import read_veri776
 from pmanet.demo import DemoConfig
-from pmanet.hardware import cpu_bf16_speedup, cpu_has_native_bf16, usable_cpus
+from pmanet.hardware import cpu_bf16_speedup, cpu_flags, cpu_name, usable_cpus
 from pmanet.parts import uniform_boxes, write_part_store
 from pmanet.pmnet import PMNetConfig
 from pmanet.pmnet_training import fit_baseline, fit_pmnet
@@ -64,11 +68,12 @@ def _benchmark_set(root: Path, demo: DemoConfig):
 
 
 def _epoch_seconds(
-    network: str, data, parts, demo: DemoConfig, setting: dict, run_dir: Path
+    network: str, data, parts, demo: DemoConfig, setting: dict, run_dir: Path, max_iters: int = 0
 ) -> tuple[float, int]:
-    "Seconds of one training epoch under `setting`, and the number of images it saw."
+    "Seconds of one training epoch (its first `max_iters` steps when > 0) under `setting`, and its images."
     tc = TrainConfig(
         epochs=1,
+        max_iters=max_iters,
         lr=demo.lr,
         warmup_epochs=0,
         milestones=(),
@@ -89,7 +94,8 @@ def _epoch_seconds(
             reduction_dim=demo.reduction_dim,
         )
         trainer = fit_pmnet(data, parts, run_dir, cfg, tc, P=demo.P, Q=demo.Q)
-    return trainer.history[0]['seconds'], len(trainer.loader) * demo.P * demo.Q
+    steps = min(len(trainer.loader), max_iters or len(trainer.loader))
+    return trainer.history[0]['seconds'], steps * demo.P * demo.Q
 
 
 def main(argv=None):
@@ -99,25 +105,33 @@ def main(argv=None):
     )
     ap.add_argument('--rounds', type=int, default=2, help='epochs timed per setting and network')
     ap.add_argument('--networks', default='BoT,PMNet', help='comma-separated: BoT, PMNet')
+    ap.add_argument('--settings', default=','.join(SETTINGS), help="comma-separated, 'all off' included")
+    ap.add_argument('--max-iters', type=int, default=0, help='time only the first N steps (0: the epoch)')
     args = ap.parse_args(argv)
+    settings = {name: SETTINGS[name] for name in ['all off'] + args.settings.split(',') if name in SETTINGS}
+    if unknown := set(args.settings.split(',')) - set(SETTINGS):
+        ap.error(f"unknown settings {sorted(unknown)}; choose from {', '.join(SETTINGS)}")
     demo, out = DemoConfig(), Path(args.out)
     data, parts = _benchmark_set(out / 'synthetic', demo)
     print(
-        f"{platform.processor() or platform.machine()}, {usable_cpus()} cores, torch {torch.__version__}, "
-        f"native bf16: {cpu_has_native_bf16()}, bf16 matmul {cpu_bf16_speedup():.2f}x fp32; "
+        f"{cpu_name()}, {usable_cpus()} cores, torch {torch.__version__}, bf16 flags: "
+        f"{' '.join(sorted(f for f in cpu_flags() if 'bf16' in f or f.startswith('amx'))) or 'none'}, "
+        f"bf16 matmul {cpu_bf16_speedup():.2f}x fp32; "
         f"{len(data.train)} training images, input {tuple(demo.image_size)}, batch {demo.P}x{demo.Q}",
         flush=True,
     )
     rows = []
     for network in args.networks.split(','):
-        times = {name: [] for name in SETTINGS}
+        times = {name: [] for name in settings}
         for r in range(args.rounds):
             names = (
-                list(SETTINGS)[r % len(SETTINGS) :] + list(SETTINGS)[: r % len(SETTINGS)]
+                list(settings)[r % len(settings) :] + list(settings)[: r % len(settings)]
             )  # rotate the order
             for name in names:
                 with tempfile.TemporaryDirectory(dir=out) as run:
-                    secs, n = _epoch_seconds(network, data, parts, demo, SETTINGS[name], Path(run) / 'run')
+                    secs, n = _epoch_seconds(
+                        network, data, parts, demo, settings[name], Path(run) / 'run', args.max_iters
+                    )
                 times[name].append(n / secs)
                 print(f"  {network} round {r + 1}: {name}: {n / secs:.1f} img/s", flush=True)
         for name, rates in times.items():

@@ -42,7 +42,7 @@ from pmanet.datasets import read_veri776
 from pmanet.export import compare_to_eager, export_onnx
 from pmanet.features import embed_records
 from pmanet.gallery import embedder_for
-from pmanet.hardware import autocast_dtype, describe_precision, usable_cpus
+from pmanet.hardware import precision_report, usable_cpus
 from pmanet.losses import BoTLoss
 from pmanet.parts import uniform_boxes, write_part_store
 from pmanet.pmnet import PMNet, PMNetConfig, pmnet_forward
@@ -192,7 +192,7 @@ def feature_rows(checkpoint: Path, data, parts: Path, s: Sizes, device: torch.de
     records = (data.query + data.gallery) * s.repeats
     store = open_part_store(parts, cfg, records)
     size = tuple(loaded.spec['image_size'])
-    precision = describe_precision(autocast_dtype('auto', device), 'auto', device)
+    precision = precision_report('auto', device)['inference']
     rows = {}
     for label, parts_store in (('PMANet°', None), ('PMANet', store)):
         embed_records(model, records[:64], parts_store, size, device=device)  # warm-up

@@ -187,21 +187,24 @@ def read_veri776(root, # the VeRi folder (holding image_train/, name_train.txt, 
     return ds
 
 # %% ../nbs/03_datasets.ipynb #a8ae889a
-def write_image_file(path, value:int=128, size:tuple=(8, 12)) -> Path:
-    "A plain grey JPEG/PNG of `size` (h, w) at `path` (folders created): the images of test trees."
-    return write_image(path, np.full((*size, 3), value, np.uint8))
+def write_image_file(path, value:int=128, size:tuple=(8, 12),
+                     seed:int|None=None) -> Path: # None: plain grey `value`; else random pixels from `seed`
+    "A JPEG/PNG of `size` (h, w) at `path` (folders created): the images of test trees."
+    pixels = (np.full((*size, 3), value, np.uint8) if seed is None
+              else np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8))
+    return write_image(path, pixels)
 
 _VERI776_FILES = {'train': ('image_train', 'name_train.txt'), 'query': ('image_query', 'name_query.txt'),
                   'gallery': ('image_test', 'name_test.txt')}
 
 def write_veri776_tree(root, # folder to write into
                        spec:dict) -> Path: # split -> [(vehicle id, camera), ...]
-    "A tiny VeRi776 tree of plain images in the official layout, with its list files; returns `root`."
-    root = Path(root)
+    "A tiny VeRi776 tree of distinct random images in the official layout and list files; returns `root`."
+    root, seed = Path(root), 0
     for split, items in spec.items():
         folder, lst = _VERI776_FILES[split]
         names = [f'{pid:04d}_c{cam:03d}_{1000 + i:08d}_0.jpg' for i, (pid, cam) in enumerate(items)]
-        for n in names: write_image_file(root/folder/n)
+        for n in names: write_image_file(root/folder/n, seed=seed); seed += 1
         (root/lst).write_text('\n'.join(names) + '\n')
     return root
 
@@ -319,15 +322,16 @@ def read_veriwild(root, # the VeRi-Wild folder (holding images/ and train_test_s
 def write_veriwild_tree(root, # folder to write into
                         train:list, # [(vehicle id, camera), ...]
                         tests:dict) -> Path: # test size -> ([(vehicle id, camera)] queries, [...] gallery)
-    "A tiny VeRi-Wild tree of plain images in the official layout, with its lists and vehicle_info.txt."
+    "A tiny VeRi-Wild tree of distinct random images in the official layout, with vehicle_info.txt."
     root, info, n = Path(root), ['id/image;Camera ID;Time;Model;Type;Color'], 0
     def write(items):
         nonlocal n
-        names = [f'{vid:05d}/{n + i:06d}' for i, (vid, _) in enumerate(items)]
-        for name, (_, cam) in zip(names, items):
-            write_image_file(root/'images'/f'{name}.jpg')
+        names = []
+        for vid, cam in items:
+            names.append(name := f'{vid:05d}/{n:06d}')
+            write_image_file(root/'images'/f'{name}.jpg', seed=n)
             info.append(f'{name};{cam};2018-03-11 11:40:07;Buick;sedan;white')
-        n += len(items)
+            n += 1
         return ''.join(f'{name}\n' for name in names)
     split = root/'train_test_split'; split.mkdir(parents=True, exist_ok=True)
     (split/'train_list.txt').write_text(write(train))

@@ -68,13 +68,13 @@ def extract_features(model:torch.nn.Module, # returns a ModelOutput or named (B,
                      loader, # iterable of batch dicts with 'image', 'pid', 'camid'
                      device='auto', # where to run: 'auto', 'cpu', 'cuda', ...
                      flip:bool=False, # average with the mirrored image's embeddings
-                     amp:str='auto', # autocast: 'auto' (hardware.autocast_dtype), 'bf16', 'fp16' or 'off'
+                     amp:str='auto', # 'auto' (hardware.autocast_dtype for inference), 'bf16', 'fp16', 'off'
                      forward=image_forward, # callable(model, batch) -> ModelOutput or dict of embeddings
                      progress:bool=False, # a progress bar with rate and ETA
                      desc:str='features'): # the bar's label
     "Embeddings of every image of `loader`: (dict name -> float32 (N, D) CPU tensor, pids (N,), camids (N,))."
     device = get_device(device)
-    dtype, nhwc = autocast_dtype(amp, device), _channels_last(model)
+    dtype, nhwc = autocast_dtype(amp, device, inference=True), _channels_last(model)
     was_training = model.training
     model.eval()
     feats, pids, camids = {}, [], []
