@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .core import Config, UsageError, atomic_write, markdown_table, read_image, set_seed
-from .hardware import usable_cpus
+from .hardware import describe_precision, precision_report, usable_cpus
 from .datasets import read_veri776
 from .synthetic import SyntheticConfig, load_ground_truth, make_synthetic
 from .store import Store
@@ -183,7 +183,8 @@ def run_demo(out, # output folder (created; an existing demo folder is resumed)
                 rows += [dict(row, queries=queries) for row in _metrics_rows(name, r, cfg.rerank, progress)]
     rows = [{k: row[k] for k in ('model', 'queries', 're_ranking', 'mAP', 'CMC@1', 'CMC@5')} for row in rows]
     print(markdown_table(rows))
-    results = dict(rows=rows, timings=stage.timings, part_quality=quality, lambdas=lam, config=cfg.to_dict())
+    results = dict(rows=rows, precision=precision_report('auto', 'cpu'), timings=stage.timings,
+                   part_quality=quality, lambdas=lam, config=cfg.to_dict())
     with atomic_write(out/'results.json', 'w') as f: json.dump(results, f, indent=2)
     write_report(out, data, results, res)
     return results
@@ -245,7 +246,7 @@ def write_report(out:Path, data, results:dict, res:dict) -> Path:
 
 Synthetic benchmark: {len(data.train)} training images of {data.num_train_pids} identities,
 {len(data.query)} queries, {len(data.gallery)} gallery images. Settings: `demo.yaml`.
-Total time: {sum(t.values()):.0f} s.
+Total time: {sum(t.values()):.0f} s. Arithmetic: {describe_precision(results['precision'])}.
 
 ## Retrieval
 

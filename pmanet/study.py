@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import UsageError, atomic_write, markdown_table
+from .hardware import describe_precision
 from .checkpoint import load_model
 from .datasets import read_veri776
 from .synthetic import load_ground_truth
@@ -101,7 +102,7 @@ def study_seed(out, # the seed's folder (a demo folder; created when new)
     occluded = occluded_query_records(data.query, out/'occluded_query')
     stores = dict(parts=Store(out/'parts'), parts_occluded=Store(out/'parts_occluded'))
     groups = {r.key: framing(truth[r.key]) for r in data.query}
-    res = dict(seed=cfg.seed, rows={}, train_seconds={}, demo=demo['rows'])
+    res = dict(seed=cfg.seed, rows={}, train_seconds={}, demo=demo['rows'], precision=demo['precision'])
     for label in rows:
         key, t = STUDY_ROWS[label], time.perf_counter()
         if key not in ('bot', 'pmanet'):
@@ -264,9 +265,10 @@ def run_study(out, # folder of the seeds (OUT/seedN: demo folders, reused when p
            for label in rows if STUDY_ROWS[label] != 'bot']
     minutes = (time.perf_counter() - t0) / 60
     per_seed = ', '.join(f"{r['seconds'] / 60:.0f}" for r in runs)
+    arithmetic = '; '.join(sorted({describe_precision(r['precision']) for r in runs}))
     text = (
         f"# pmanet study: seeds {', '.join(map(str, seeds))}\n\nWall time {minutes:.0f} min for this call; "
-        f"per seed {per_seed} min.\n\n"
+        f"per seed {per_seed} min. Arithmetic: {arithmetic}.\n\n"
         f"## Retrieval (mean ± std over seeds)\n\n{markdown_table(tables['retrieval'])}\n\n"
         f"## The paper's claims, seed by seed\n\n{markdown_table(tables['claims'])}\n\n"
         f"## mAP by framing of the query (normal queries)\n\n{markdown_table(tables['framing'])}\n\n"
