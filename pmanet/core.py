@@ -6,7 +6,7 @@ Docs: https://pmanet.github.io/pmanet/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #d9d1a667
 from __future__ import annotations
-import dataclasses, difflib, errno, json, os, random, stat, tempfile, types, typing
+import dataclasses, difflib, errno, importlib, json, os, random, stat, tempfile, types, typing
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +17,10 @@ import torch
 import yaml
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'GREEN', 'RED', 'GREY', 'WHITE', 'PmanetError', 'UsageError', 'set_seed',
-           'seed_worker', 'ConfigError', 'Config', 'current_umask', 'atomic_write', 'ImageReadError', 'read_image',
-           'write_image', 'image_tile', 'picture_row', 'stack_rows', 'markdown_table']
+__all__ = ['EXTRAS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'GREEN', 'RED', 'GREY', 'WHITE', 'PmanetError', 'UsageError',
+           'MissingExtraError', 'require', 'set_seed', 'seed_worker', 'ConfigError', 'Config', 'current_umask',
+           'atomic_write', 'ImageReadError', 'read_image', 'write_image', 'image_tile', 'picture_row', 'stack_rows',
+           'markdown_table']
 
 # %% ../nbs/00_core.ipynb #15b0851b
 class PmanetError(Exception):
@@ -27,6 +28,25 @@ class PmanetError(Exception):
 
 class UsageError(PmanetError, ValueError):
     "A command-line argument, or a combination of them, that cannot work: the message names the flag."
+
+# %% ../nbs/00_core.ipynb #c6089b69
+EXTRAS = { # optional module -> (the feature that needs it, the pmanet extra that installs it)
+    'onnx': ('ONNX export', 'export'),
+    'onnxruntime': ('running an ONNX model (ONNX Runtime)', 'export'),
+    'faiss': ("the faiss search backend (backend='faiss')", 'faiss'),
+}
+
+class MissingExtraError(PmanetError, ImportError):
+    "An optional dependency is not installed: the message names the feature, the extra and the command."
+
+def require(module:str, # a key of EXTRAS
+            instead:str='') -> types.ModuleType: # what works without it, said after the command
+    "Import the optional `module`, or raise `MissingExtraError` naming the extra that brings it."
+    try: return importlib.import_module(module)
+    except ImportError:
+        feature, extra = EXTRAS[module]
+        line = f'{feature} needs the {extra} extra: pip install "pmanet[{extra}]"'
+        raise MissingExtraError(line + (f" (or {instead})" if instead else '')) from None
 
 # %% ../nbs/00_core.ipynb #b186cd96
 def set_seed(seed:int, # the one integer every generator is seeded from

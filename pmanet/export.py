@@ -16,7 +16,7 @@ from torch import nn
 
 import pmanet
 
-from .core import PmanetError, UsageError, atomic_write
+from .core import PmanetError, UsageError, atomic_write, require
 from .embedding import Embedder
 from .gallery import embedder_for
 
@@ -86,7 +86,7 @@ def export_onnx(embedder:Embedder, # the model to export (`Embedder.from_checkpo
                 batch_size:int=2) -> Path: # batch of the example input the export traces (any batch runs)
     """Write the inference model as ONNX: input 'images' (batch, 3, H, W) with a dynamic batch axis; outputs
     'embedding' (+ named)."""
-    import onnx
+    onnx = require('onnx', "--format torchscript, which needs nothing more")
     names = output_names(embedder, named)
     buf = io.BytesIO()
     with torch.no_grad(), quiet_exporters():
@@ -124,9 +124,7 @@ class ExportedModel:
         self.path = Path(path)
         if not self.path.is_file(): raise FileNotFoundError(f"exported model not found: {self.path}")
         if self.path.suffix == '.onnx':
-            try: import onnxruntime as ort
-            except ImportError: raise ImportError("running ONNX models needs onnxruntime: pip install "
-                                                  "onnxruntime (or pmanet[export])") from None
+            ort = require('onnxruntime', 'a TorchScript export, which needs nothing more')
             self.session = ort.InferenceSession(str(self.path), providers=['CPUExecutionProvider'])
             self.metadata = json.loads(self.session.get_modelmeta().custom_metadata_map['pmanet'])
         else:

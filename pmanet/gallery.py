@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .core import GREEN, GREY, PmanetError, RED, UsageError, WHITE, atomic_write, image_tile, \
-    picture_row, stack_rows, write_image
+    picture_row, require, stack_rows, write_image
 from .pmnet import PMNetConfig
 from .embedding import Embedder, image_items
 
@@ -173,12 +173,7 @@ def _decode_keys(keys:np.ndarray) -> tuple: # uint64 keys from `_sort_keys`
 # %% ../nbs/51_gallery.ipynb #de53d780
 def _faiss_search(q:np.ndarray, g, k:int, chunk:int) -> tuple:
     "Exact inner-product search with faiss (IndexFlatIP); the gallery is added in chunks but held in memory."
-    try: import faiss
-    except ImportError:
-        raise ImportError(
-            "backend='faiss' needs faiss: pip install faiss-cpu (or pmanet[faiss]); the default "
-            "backend='numpy' needs nothing"
-        ) from None
+    faiss = require('faiss', "the default backend 'numpy', which needs nothing")
     index = faiss.IndexFlatIP(q.shape[1])
     for t in range(0, len(g), chunk): index.add(np.ascontiguousarray(g[t:t + chunk], dtype=np.float32))
     sims, idx = index.search(q, k)
@@ -319,15 +314,17 @@ def search_command(query_dir:str, # folder of query images (searched recursively
                    flip:bool=False, # flip test-time augmentation
                    batch_size:int=32, # images per forward pass
                    num_workers:int=0, # DataLoader workers reading images
-                   device:str='auto'): # 'auto', 'cpu', 'cuda', ...
+                   device:str='auto', # 'auto', 'cpu', 'cuda', ...
+                   backend:str='numpy'): # 'numpy' (exact, in blocks) or 'faiss' (exact; the faiss extra)
     "Rank the gallery for every query image; print, and save the ranked matches as JSON, CSV and a picture."
+    if backend not in ('numpy', 'faiss'): raise UsageError(f"--backend is numpy or faiss, not {backend!r}")
     emb, out = embedder_for(checkpoint, config, flip, device), Path(out)
     if (Path(gallery)/INDEX_FILE).exists(): index = GalleryIndex(gallery, emb.dim, emb.describe())
     else: index, _ = index_images(emb, gallery, out/'gallery_index', batch_size=batch_size,
                                   num_workers=num_workers)
     q_paths, _ = image_items(query_dir)
     q = emb.embed(query_dir, batch_size, num_workers)
-    indices, distances = search(q.fused(), index, k)
+    indices, distances = search(q.fused(), index, k, backend=backend)
     meta = {'checkpoint': str(checkpoint), 'k': int(indices.shape[1]), 'lambdas': emb.lambdas, 'flip': flip,
             'distance': 'fused cosine distance / sum(lambdas)'}
     files = _write_matches(out, q.keys, q_paths, index, indices, distances, meta)
