@@ -318,6 +318,7 @@ def search_command(query_dir:str, # folder of query images (searched recursively
                    backend:str='numpy'): # 'numpy' (exact, in blocks) or 'faiss' (exact; the faiss extra)
     "Rank the gallery for every query image; print, and save the ranked matches as JSON, CSV and a picture."
     if backend not in ('numpy', 'faiss'): raise UsageError(f"--backend is numpy or faiss, not {backend!r}")
+    if backend == 'faiss': require('faiss', "the default --backend numpy, which needs nothing")  # up front
     emb, out = embedder_for(checkpoint, config, flip, device), Path(out)
     if (Path(gallery)/INDEX_FILE).exists(): index = GalleryIndex(gallery, emb.dim, emb.describe())
     else: index, _ = index_images(emb, gallery, out/'gallery_index', batch_size=batch_size,
