@@ -90,7 +90,7 @@ def cpu_bf16_speedup(n:int=768, # side of the square matrices multiplied
 MIN_CPU_BF16_SPEEDUP = 1.3
 AMP_CHOICES = ('auto', 'bf16', 'fp16', 'off')
 AMP_ENV = 'PMANET_AMP'            # what amp='auto' means in this process: one of AMP_CHOICES
-CPU_INFERENCE_AUTOCAST = False    # 'auto' embeds in bf16 on a fast-bf16 CPU too (measured: see the text)
+CPU_INFERENCE_AUTOCAST = True     # 'auto' embeds in bf16 where it trains in bf16 (measured: see the text)
 
 def resolve_amp(amp:str) -> str: # 'auto', 'bf16', 'fp16' or 'off'
     "The setting in force: `amp`, with 'auto' replaced by $PMANET_AMP when that is set."
