@@ -6,7 +6,7 @@ Docs: https://pmanet.github.io/pmanet/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #d9d1a667
 from __future__ import annotations
-import dataclasses, difflib, errno, importlib, json, os, random, stat, tempfile, types, typing
+import dataclasses, difflib, errno, fcntl, importlib, json, os, random, stat, sys, tempfile, types, typing
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,10 +17,10 @@ import torch
 import yaml
 
 # %% auto #0
-__all__ = ['EXTRAS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'GREEN', 'RED', 'GREY', 'WHITE', 'PmanetError', 'UsageError',
-           'MissingExtraError', 'require', 'set_seed', 'seed_worker', 'ConfigError', 'Config', 'current_umask',
-           'atomic_write', 'ImageReadError', 'read_image', 'write_image', 'image_tile', 'picture_row', 'stack_rows',
-           'markdown_table']
+__all__ = ['EXTRAS', 'LOCK_FILE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'GREEN', 'RED', 'GREY', 'WHITE', 'PmanetError', 'UsageError',
+           'MissingExtraError', 'require', 'Bounds', 'set_seed', 'seed_worker', 'ConfigError', 'Config',
+           'current_umask', 'atomic_write', 'FolderBusyError', 'folder_lock', 'ImageReadError', 'read_image',
+           'write_image', 'image_tile', 'picture_row', 'stack_rows', 'markdown_table']
 
 # %% ../nbs/00_core.ipynb #15b0851b
 class PmanetError(Exception):
@@ -47,6 +47,37 @@ def require(module:str, # a key of EXTRAS
         feature, extra = EXTRAS[module]
         line = f'{feature} needs the {extra} extra: pip install "pmanet[{extra}]"'
         raise MissingExtraError(line + (f" (or {instead})" if instead else '')) from None
+
+# %% ../nbs/00_core.ipynb #9ccba569
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    "The values a number may take: `lo <= v <= hi` (`<` at an open end), or one of `choices`."
+    lo: float|None = None
+    hi: float|None = None
+    integer: bool = True # whole numbers only
+    lo_open: bool = False # `lo < v` rather than `lo <= v`
+    hi_open: bool = False # `v < hi` rather than `v <= hi`
+    choices: tuple|None = None # the only values allowed (then `lo`/`hi` are not used)
+
+    def __contains__(self, v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v: return False
+        if self.choices is not None: return v in self.choices
+        if self.integer and v != int(v): return False
+        below = self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo)
+        above = self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi)
+        return not (below or above)
+
+    def __str__(self) -> str:
+        if self.choices is not None: return 'one of ' + ', '.join(map(str, self.choices))
+        kind = 'an integer' if self.integer else 'a number'
+        lo = None if self.lo is None else f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        hi = None if self.hi is None else f"{'<' if self.hi_open else '<='} {self.hi:g}"
+        if lo and hi and not (self.lo_open or self.hi_open): return f"{kind} from {self.lo:g} to {self.hi:g}"
+        return ' '.join([kind, ' and '.join(filter(None, [lo, hi]))]).strip()
+
+    def check(self, name:str, v): # the name the user knows it by, e.g. '--size'
+        "Raise `UsageError` naming `name` and the allowed values unless `v` is allowed (None always is)."
+        if v is not None and v not in self: raise UsageError(f"{name} must be {self}, got {v!r}")
 
 # %% ../nbs/00_core.ipynb #b186cd96
 def set_seed(seed:int, # the one integer every generator is seeded from
@@ -198,6 +229,44 @@ def atomic_write(path, # the file to (re)write
         if full and getattr(e, 'filename', None) is None:      # name the file (torch.save says neither)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
         raise
+
+# %% ../nbs/00_core.ipynb #a7ac4c64
+LOCK_FILE = '.pmanet.lock'
+_HELD: dict = {}  # resolved folder -> (open lock file, depth): this process's locks
+
+class FolderBusyError(PmanetError, RuntimeError):
+    "Another process is writing the folder that this command would write."
+
+@contextmanager
+def folder_lock(folder, # the shared folder (created if needed)
+                what:str, # what the folder is, for the message, e.g. 'run folder'
+                wait:bool=False): # queue behind the holder instead of refusing
+    "Hold an exclusive `flock` on FOLDER/.pmanet.lock while the block runs; re-entrant in one process."
+    folder = Path(folder).resolve()
+    if folder in _HELD:
+        f, depth = _HELD[folder]
+        _HELD[folder] = (f, depth + 1)
+        try: yield
+        finally: _HELD[folder] = (f, depth)
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    f = open(folder/LOCK_FILE, 'a+')
+    try:
+        try: fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or 'another process'
+            raise FolderBusyError(f"{what} {folder} is in use by {holder}; wait for it to finish, or use "
+                                  "another folder") from None
+        except OSError as e:                 # no flock on this file system: per-file atomicity only
+            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS): raise
+        f.truncate(0)
+        f.write(f"pid {os.getpid()} (`{' '.join(['pmanet', *sys.argv[1:]])[:200]}`)\n")
+        f.flush()
+        _HELD[folder] = (f, 1)
+        try: yield
+        finally: del _HELD[folder]
+    finally: f.close()                       # closing releases the lock
 
 # %% ../nbs/00_core.ipynb #c23ed8b5
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import Config, UsageError, atomic_write, markdown_table, read_image, set_seed
+from .core import Config, UsageError, atomic_write, folder_lock, markdown_table, read_image, set_seed
 from .hardware import describe_precision, precision_report, usable_cpus
 from .datasets import read_veri776
 from .synthetic import SyntheticConfig, load_ground_truth, make_synthetic
@@ -322,13 +322,12 @@ def demo_command(out:str='pmanet_demo', # output folder: data, runs, results and
     "Run PMANet end to end on the synthetic benchmark on CPU: print the results table and write a report."
     if seeds < 1: raise UsageError(f"--seeds must be at least 1, got {seeds}")
     base, progress = DemoConfig.load(config) if config else DemoConfig(), not quiet and sys.stderr.isatty()
-    if seeds == 1:
-        run_demo(out, base.replace(seed=seed, workers=workers), progress, verify)
-        return print(f"report: {Path(out)/'report.md'}")
-    runs = [
-        run_demo(Path(out) / f'seed{s}', base.replace(seed=s, workers=workers), progress, verify)
-        for s in range(seed, seed + seeds)
-    ]
+    with folder_lock(out, 'demo folder'):                  # a second demo into OUT is refused
+        if seeds == 1:
+            run_demo(out, base.replace(seed=seed, workers=workers), progress, verify)
+            return print(f"report: {Path(out)/'report.md'}")
+        runs = [run_demo(Path(out) / f'seed{s}', base.replace(seed=s, workers=workers), progress, verify)
+                for s in range(seed, seed + seeds)]
     text = (f"# pmanet demo: seeds {seed}..{seed + seeds - 1}\n\n{markdown_table(seed_summary(runs))}\n\n"
             f"Gain over the baseline, seed by seed:\n\n{markdown_table(paired_gaps(runs))}\n")
     with atomic_write(Path(out)/'summary.md', 'w') as f: f.write(text)

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .core import GREEN, GREY, PmanetError, RED, UsageError, WHITE, atomic_write, image_tile, \
-    picture_row, require, stack_rows, write_image
+    folder_lock, picture_row, require, stack_rows, write_image
 from .pmnet import PMNetConfig
 from .embedding import Embedder, image_items
 
@@ -65,13 +65,13 @@ class GalleryIndex:
                  dim:int|None=None, # embedding size: creates the index when absent; checked when present
                  model:dict|None=None): # `Embedder.describe()`: recorded, or checked
         self.root, self._mm, self._keyset = Path(root), None, None
-        if (self.root/INDEX_FILE).exists(): self._open(dim, model)
-        elif dim is None:
+        if (self.root/INDEX_FILE).exists(): return self._open(dim, model)
+        if dim is None:
             raise FileNotFoundError(f"no gallery index at {self.root} (no {INDEX_FILE}); build one with "
                                     f"`pmanet embed IMAGES {self.root} --checkpoint CKPT`")
-        else:
+        with self._writing():                          # another process may be creating it too
+            if (self.root/INDEX_FILE).exists(): return self._open(dim, model)
             self.header = dict(format=INDEX_FORMAT, dim=int(dim), count=0, keys_bytes=0, model=model)
-            self.root.mkdir(parents=True, exist_ok=True)
             for name in (VECTORS_FILE, KEYS_FILE): (self.root/name).touch()
             with atomic_write(self.root/INDEX_FILE, 'w') as f: json.dump(self.header, f, indent=1)
             self.keys, self.paths = [], []
@@ -115,6 +115,22 @@ class GalleryIndex:
             )
         self.header, self.keys, self.paths = h, [r[0] for r in rows], [r[1] for r in rows]
 
+    def _writing(self):
+        "The writers' lock: appends from several processes queue one behind another."
+        return folder_lock(self.root, 'gallery index', wait=True)
+
+    def _refresh(self):
+        "Take in the rows that other processes have committed since this index was read (under the lock)."
+        h = json.loads((self.root/INDEX_FILE).read_text())
+        if h['count'] == len(self): return
+        with open(self.root/KEYS_FILE, 'rb') as f:
+            f.seek(self.header['keys_bytes'])
+            rows = [json.loads(l) for l in f.read(h['keys_bytes'] - self.header['keys_bytes']).splitlines()]
+        self.header, self._mm = h, None
+        self.keys.extend(r[0] for r in rows)
+        self.paths.extend(r[1] for r in rows)
+        if self._keyset is not None: self._keyset.update(r[0] for r in rows)
+
     @property
     def vectors(self) -> np.ndarray:
         "The (count, dim) float32 unit vectors, as a read-only memory map."
@@ -129,8 +145,15 @@ class GalleryIndex:
 
     def add(self, embeddings, # (N, dim) tensor or array (normalised here)
             keys:list, # N unique keys, none already in the index
-            paths:list|None=None): # N image paths (for pictures), or None
-        "Append embeddings with their keys and paths; index.json is replaced last, atomically."
+            paths:list|None=None, # N image paths (for pictures), or None
+            skip_present:bool=False): # leave out keys already in the index, instead of refusing the batch
+        """Append embeddings with their keys and paths under the writers' lock; index.json is replaced last,
+        atomically."""
+        with self._writing():
+            self._refresh()
+            return self._add(embeddings, keys, paths, skip_present)
+
+    def _add(self, embeddings, keys, paths, skip_present):
         x = _unit(embeddings)
         keys, paths = [str(k) for k in keys], list(paths) if paths is not None else [None] * len(x)
         if x.shape[1] != self.dim: raise UsageError(f"the index holds {self.dim}-d vectors; got "
@@ -138,6 +161,8 @@ class GalleryIndex:
         if not len(keys) == len(paths) == len(x):
             raise ValueError(f"got {len(x)} embeddings, {len(keys)} keys and {len(paths)} paths")
         if len(set(keys)) < len(keys): raise UsageError("keys repeat within this batch; keys must be unique")
+        if skip_present and (new := [i for i, k in enumerate(keys) if k not in self]) != list(range(len(keys))):
+            x, keys, paths = x[new], [keys[i] for i in new], [paths[i] for i in new]
         if present := [k for k in keys if k in self]:
             raise UsageError("already in the index: "
                              f"{', '.join(present[:5])}{' ...' if len(present) > 5 else ''}")
@@ -230,7 +255,7 @@ def index_images(embedder:Embedder, # the model that embeds
         for s in range(0, len(todo), block):
             ks, ps = zip(*todo[s:s + block])
             vectors = embedder.embed(list(ps), batch_size, num_workers, progress=False).fused()
-            index.add(vectors, list(ks), [str(Path(p).resolve()) for p in ps])
+            index.add(vectors, list(ks), [str(Path(p).resolve()) for p in ps], skip_present=True)
             bar.update(len(ks))
     return index, len(todo)
 

@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote
 import numpy as np
 from tqdm.auto import tqdm
 
-from .core import PmanetError, atomic_write, UsageError
+from .core import PmanetError, atomic_write, folder_lock, UsageError
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'MANIFEST', 'StoreError', 'CorruptEntryError', 'check_key', 'entry_relpath', 'parse_shard',
@@ -126,16 +126,17 @@ class Store:
         or config."""
         path, config = Path(path), json.loads(json.dumps(config))
         created = time.strftime('%Y-%m-%dT%H:%M:%S')
-        if (path/MANIFEST).exists():
-            old = cls(path).manifest
-            if (why := _manifest_conflict(path, old, kind, config)):
-                raise StoreError(f"{why}: write to another folder, or delete {path} to rebuild it with the "
-                                 "new settings")
-            if (old['command'], old['expected']) == (command, expected): return cls(path)
-            created = old['created']
-        m = dict(format=FORMAT_VERSION, kind=kind, config=config, command=command, expected=expected,
-                 created=created)
-        with atomic_write(path/MANIFEST, 'w') as f: json.dump(m, f, indent=2)
+        with folder_lock(path, 'store', wait=True):     # builders starting at once agree on one manifest
+            if (path/MANIFEST).exists():
+                old = cls(path).manifest
+                if (why := _manifest_conflict(path, old, kind, config)):
+                    raise StoreError(f"{why}: write to another folder, or delete {path} to rebuild it with "
+                                     "the new settings")
+                if (old['command'], old['expected']) == (command, expected): return cls(path)
+                created = old['created']
+            m = dict(format=FORMAT_VERSION, kind=kind, config=config, command=command, expected=expected,
+                     created=created)
+            with atomic_write(path/MANIFEST, 'w') as f: json.dump(m, f, indent=2)
         return cls(path)
 
     def put(self, key:str, # the image key

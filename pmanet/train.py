@@ -18,7 +18,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
-from .core import Config, ConfigError, PmanetError, atomic_write, set_seed
+from .core import Config, ConfigError, PmanetError, atomic_write, folder_lock, set_seed
 from .hardware import AMP_CHOICES, autocast_dtype, describe_precision, get_device, loader_workers, \
     precision_name, precision_report, set_threads, to_fp32, usable_cpus, use_channels_last
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, check_fits, config_differences, \
@@ -545,7 +545,11 @@ class Trainer:
 
     def fit(self) -> list[dict]:
         """Train from the current epoch to `cfg.epochs`; after every epoch log, checkpoint and plot. The epoch
-        records."""
+        records. Rank 0 holds the run folder's lock throughout: a second run into it is refused."""
+        if not is_main_process(): return self._fit()
+        with folder_lock(self.run_dir, 'run folder'): return self._fit()
+
+    def _fit(self) -> list[dict]:
         if is_main_process():
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.cfg.save(self.run_dir / 'config.yaml')
