@@ -6,14 +6,14 @@ Docs: https://pmanet.github.io/pmanet/cli.html.md"""
 
 # %% ../nbs/60_cli.ipynb #fa03e6bc
 from __future__ import annotations
-import errno, importlib, os, sys
+import errno, importlib, os, sys, typing
 from fastcore.script import anno_parser, CliError
 import pmanet
 
-from .core import PmanetError, UsageError
+from .core import Bounds, PmanetError, UsageError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'resolve_command', 'expected_error', 'error_line', 'main']
+__all__ = ['COMMANDS', 'FLAG_BOUNDS', 'resolve_command', 'expected_error', 'error_line', 'main', 'numeric_flags', 'check_flags']
 
 # %% ../nbs/60_cli.ipynb #344fc025
 COMMANDS = {  # name: ('module:function', one-line help), in pipeline order
@@ -127,9 +127,45 @@ def main(argv:list[str]|None=None) -> int:
         # --help (0) or a usage error (2)
         except SystemExit as e: return e.code if isinstance(e.code, int) else 2
         args.pop('pdb', None); args.pop('xtra', None)
+        check_flags(argv[0], args)
         res = func(**args)
     except Exception as e:
         if debug or not expected_error(e): raise
         print(f"pmanet: {error_line(e)}", file=sys.stderr)
         return 1
     return res if isinstance(res, int) and not isinstance(res, bool) else 0
+
+# %% ../nbs/60_cli.ipynb #4e030b5f
+_FRACTION = dict(integer=False, lo_open=True)      # 0 < v <= 1
+FLAG_BOUNDS = {  # flag (or 'command.flag') -> the values it may take; see the prose for the reasons
+    'seed': Bounds(0, 2**32 - 1), 'seeds': Bounds(1, 100),
+    'workers': Bounds(0, 256), 'num_workers': Bounds(0, 256),
+    'batch_size': Bounds(1, 65536), 'block': Bounds(1),
+    'epochs': Bounds(1, 100_000), 'max_iters': Bounds(0), 'eval_every': Bounds(0),
+    'lr': Bounds(0, 10, integer=False, lo_open=True),
+    'depth': Bounds(choices=(18, 34, 50, 101)),
+    'size': Bounds(32, 4096),
+    'ids_per_batch': Bounds(2, 4096), 'images_per_id': Bounds(2, 1024),
+    'test_size': Bounds(choices=(800, 1600, 2400, 3000, 5000, 10000)),
+    'synthetic.ids': Bounds(3, 100_000), 'synthetic.images': Bounds(1, 10_000),
+    'synthetic.cameras': Bounds(2, 999), 'synthetic.group': Bounds(1, 1000),
+    'synthetic.size': Bounds(32, 2048),
+    'pseudo-masks.margin': Bounds(0, 0.5, integer=False, hi_open=True),
+    'pseudo-masks.iters': Bounds(1, 100), 'pseudo-masks.max_fg': Bounds(0, 1, **_FRACTION),
+    'parts.k': Bounds(1, 16),
+    'occlude.min_area': Bounds(0, 1, **_FRACTION), 'occlude.max_area': Bounds(0, 1, **_FRACTION),
+    'search.k': Bounds(1), 'search.show': Bounds(0),
+    'export.opset': Bounds(7, 20),
+}
+
+def numeric_flags(func) -> list[str]:
+    "The parameters of a command function that take an int or a float."
+    hints = typing.get_type_hints(func)
+    return [n for n, tp in hints.items() if n != 'return' and tp in (int, float)]
+
+def check_flags(command:str, # a key of COMMANDS
+                args:dict): # parsed arguments, parameter name -> value
+    "Raise `UsageError` for the first numeric argument outside its `FLAG_BOUNDS`, naming the flag."
+    for name, value in args.items():
+        bounds = FLAG_BOUNDS.get(f'{command}.{name}', FLAG_BOUNDS.get(name))
+        if bounds is not None: bounds.check('--' + name.replace('_', '-'), value)

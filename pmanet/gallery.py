@@ -161,7 +161,8 @@ class GalleryIndex:
         if not len(keys) == len(paths) == len(x):
             raise ValueError(f"got {len(x)} embeddings, {len(keys)} keys and {len(paths)} paths")
         if len(set(keys)) < len(keys): raise UsageError("keys repeat within this batch; keys must be unique")
-        if skip_present and (new := [i for i, k in enumerate(keys) if k not in self]) != list(range(len(keys))):
+        if skip_present:
+            new = [i for i, k in enumerate(keys) if k not in self]
             x, keys, paths = x[new], [keys[i] for i in new], [paths[i] for i in new]
         if present := [k for k in keys if k in self]:
             raise UsageError("already in the index: "

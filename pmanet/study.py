@@ -293,6 +293,7 @@ def study_command(out:str='pmanet_study', # folder of the seeds (a `pmanet demo 
     "The paper's ablations on the synthetic benchmark over several seeds: tables, claims and a figure."
     if seeds < 1: raise UsageError(f"--seeds must be at least 1, got {seeds}")
     cfg = (DemoConfig.load(config) if config else DemoConfig()).replace(workers=workers)
+    progress = not quiet and sys.stderr.isatty()
     with folder_lock(out, 'study folder'):                 # a second study (or demo) into OUT is refused
-        run_study(out, cfg, tuple(range(seed, seed + seeds)), study_rows(rows), not quiet and sys.stderr.isatty())
+        run_study(out, cfg, tuple(range(seed, seed + seeds)), study_rows(rows), progress)
     print(f"study: {Path(out)/'study.md'}")
