@@ -18,7 +18,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['EXTRAS', 'LOCK_FILE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'GREEN', 'RED', 'GREY', 'WHITE', 'PmanetError', 'UsageError',
-           'MissingExtraError', 'require', 'Bounds', 'set_seed', 'seed_worker', 'ConfigError', 'Config',
+           'MissingExtraError', 'require', 'Bounds', 'set_seed', 'seed_worker', 'ConfigError', 'Config', 'number',
            'current_umask', 'atomic_write', 'FolderBusyError', 'folder_lock', 'ImageReadError', 'read_image',
            'write_image', 'image_tile', 'picture_row', 'stack_rows', 'markdown_table']
 
@@ -137,7 +137,17 @@ def _fits(tp, v) -> bool:
 
 # %% ../nbs/00_core.ipynb #aea186ca
 class Config:
-    "Mixin for config dataclasses: dict/YAML/JSON round-trip that rejects unknown keys."
+    """Mixin for config dataclasses: dict/YAML/JSON round-trip that rejects unknown keys, and numbers checked
+    against the bounds declared with their fields (`number`)."""
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            bounds, v = f.metadata.get('bounds'), getattr(self, f.name)
+            if bounds is None or v is None: continue
+            values = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+            if not all(x in bounds for x in values):
+                each = ' (each value)' if isinstance(v, (tuple, list)) else ''
+                raise ConfigError(f"{type(self).__name__}.{f.name} must be {bounds}{each}, got {v!r}")
+
     def to_dict(self) -> dict:
         "The config as plain Python values (nested configs as dicts, tuples as lists)."
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -186,6 +196,15 @@ class Config:
     def replace(self, **changes):
         "A copy with `changes` applied (unknown names rejected like in `from_dict`)."
         return type(self).from_dict({**dataclasses.asdict(self), **changes})
+
+# %% ../nbs/00_core.ipynb #b0d5a1e3
+def number(default, # the field's default: a number, a tuple of numbers, or None
+           lo=None, hi=None, # the bounds, as in `Bounds`
+           **kw) -> dataclasses.Field: # more of `Bounds` (lo_open, hi_open, choices, integer)
+    "A numeric dataclass field with its bounds; `integer` follows the default unless given."
+    first = default[0] if isinstance(default, tuple) and default else default
+    kw.setdefault('integer', isinstance(first, int) and not isinstance(first, bool))
+    return dataclasses.field(default=default, metadata={'bounds': Bounds(lo, hi, **kw)})
 
 # %% ../nbs/00_core.ipynb #6efbe901
 def current_umask() -> int:

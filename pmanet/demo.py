@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import Config, UsageError, atomic_write, folder_lock, markdown_table, read_image, set_seed
+from pmanet.core import Config, UsageError, atomic_write, folder_lock, markdown_table, number, read_image,\
+    set_seed
 from .hardware import describe_precision, precision_report, usable_cpus
 from .datasets import read_veri776
 from .synthetic import SyntheticConfig, load_ground_truth, make_synthetic
 from .store import Store
 from .train import TrainConfig
+from .backbone import RESNET_CHANNELS
 from .grabcut import GrabCutConfig, make_pseudo_masks
 from .panet import PANetConfig, fit_panet
 from .parts import PartConfig, show_parts
@@ -41,26 +43,33 @@ class DemoConfig(Config):
     # many training identities with few images each; a test split of about 225 queries
     synthetic: SyntheticConfig = field(default_factory=lambda: SyntheticConfig(
         train_ids=300, images_per_id=5, test_ids=64, test_images_per_id=14))
-    depth: int = 18                      # ResNet depth of PANet, PMNet and the baseline
-    image_size: tuple = (64, 64)         # input size (128 x 128: a quarter of the images per second)
-    grabcut_iters: int = 2               # GrabCut iterations (the library's 5 gives the same masks here)
-    panet_image_size: tuple = (96, 96)   # PANet's input: its mask comes from a 6 x 6 map, 4 x 4 at 64 x 64
-    decoder_channels: tuple = (128, 64, 32)  # PANet's first three decoder blocks (paper: 512, 256, 64)
-    panet_mask_weight: float = 100.0     # PANet's mask loss against its ID and triplet losses (1 : 1 : w)
-    panet_P: int = 8                     # identities per PANet batch (P x Q = 32: twice the steps of 16 x 4)
-    reduction_dim: int = 256             # channels of PMNet's part branches (paper: 512)
-    num_parts: int = 3                   # K (paper IV-B)
-    panet_epochs: int = 5                # PANet training epochs (paper: 100)
-    baseline_epochs: int = 9             # BoT baseline epochs
-    pmnet_epochs: int = 9                # PMNet epochs (paper: 120)
-    lr: float = 1e-3                     # base learning rate (from scratch; BoT fine-tunes at 3.5e-4)
-    warmup_epochs: int = 1               # linear warm-up length
-    P: int = 16                          # identities per batch
-    Q: int = 4                           # images per identity (P x Q = 64, the paper's PANet batch)
-    occlusion_area: tuple = (0.1, 0.3)   # area fraction of the occluding patch of each query (paper IV-E)
+    depth: int = number(18, choices=tuple(RESNET_CHANNELS))  # ResNet depth of PANet, PMNet and the baseline
+    # input size (128 x 128: a quarter of the images per second)
+    image_size: tuple = number((64, 64), 16, 4096)
+    grabcut_iters: int = number(2, 1, 100)  # GrabCut iterations (the library's 5 gives the same masks here)
+    # PANet's input: its mask comes from a 6 x 6 map, 4 x 4 at 64 x 64
+    panet_image_size: tuple = number((96, 96), 16, 4096)
+    # PANet's first three decoder blocks (paper: 512, 256, 64)
+    decoder_channels: tuple = number((128, 64, 32), 1, 8192)
+    # PANet's mask loss against its ID and triplet losses (1 : 1 : w)
+    panet_mask_weight: float = number(100.0, 0, 1e6)
+    panet_P: int = number(8, 2, 4096)  # identities per PANet batch (P x Q = 32: twice the steps of 16 x 4)
+    reduction_dim: int = number(256, 1, 8192)             # channels of PMNet's part branches (paper: 512)
+    num_parts: int = number(3, 1, 16)                   # K (paper IV-B)
+    panet_epochs: int = number(5, 1, 100_000)                # PANet training epochs (paper: 100)
+    baseline_epochs: int = number(9, 1, 100_000)             # BoT baseline epochs
+    pmnet_epochs: int = number(9, 1, 100_000)                # PMNet epochs (paper: 120)
+    # base learning rate (from scratch; BoT fine-tunes at 3.5e-4)
+    lr: float = number(1e-3, 0, 10, lo_open=True)
+    warmup_epochs: int = number(1, 0, 100_000)               # linear warm-up length
+    P: int = number(16, 2, 4096)                          # identities per batch
+    Q: int = number(4, 2, 1024)  # images per identity (P x Q = 64, the paper's PANet batch)
+    # area fraction of the occluding patch of each query (paper IV-E)
+    occlusion_area: tuple = number((0.1, 0.3), 0, 1)
     rerank: str = 'standard'             # k-reciprocal re-ranking preset of the 're_ranking: yes' rows
-    workers: int|None = None             # GrabCut and DataLoader worker processes (None: chosen here)
-    seed: int = 0                        # seeds everything
+    # GrabCut and DataLoader worker processes (None: chosen here)
+    workers: int|None = number(None, 0, 256, integer=True)
+    seed: int = number(0, 0, 2**32 - 1)                        # seeds everything
 
     def schedule(self, epochs:int, progress:bool=False) -> TrainConfig:
         "The demo's short schedule: one warm-up epoch, a decay at 3/4 of the run, no per-epoch evaluation."

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .core import Config, ImageReadError, UsageError, atomic_write, read_image
+from .core import Config, ImageReadError, UsageError, atomic_write, number, read_image
 from .hardware import usable_cpus
 from .datasets import DATASET_READERS, IMAGE_EXTS, images_under, read_dataset
 from .store import Store, parse_shard, shard_of
@@ -31,10 +31,12 @@ __all__ = ['GrabCutConfig', 'grabcut_rect', 'grabcut_mask', 'toy_vehicle', 'Imag
 @dataclass
 class GrabCutConfig(Config):
     "Settings of the GrabCut pseudo labels (paper III-A gives none; the reasons for these are above)."
-    margin: float = 0.05   # the rectangle is the image inset by this fraction of each side
-    iters: int = 5         # GrabCut iterations
-    max_fg: float = 0.98   # a mask covering more than this fraction of the rectangle is degenerate
-    seed: int = 0          # OpenCV's RNG seed, set before each image
+    # the rectangle is the image inset by this fraction of each side
+    margin: float = number(0.05, 0, 0.5, hi_open=True)
+    iters: int = number(5, 1, 100)         # GrabCut iterations
+    # a mask covering more than this fraction of the rectangle is degenerate
+    max_fg: float = number(0.98, 0, 1, lo_open=True)
+    seed: int = number(0, 0, 2**32 - 1)          # OpenCV's RNG seed, set before each image
 
 # %% ../nbs/10_grabcut.ipynb #33139b2d
 def grabcut_rect(h:int, # image height

@@ -22,7 +22,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from tqdm.auto import tqdm
 
-from .core import Config, IMAGENET_MEAN, IMAGENET_STD, UsageError, read_image, seed_worker
+from .core import Config, IMAGENET_MEAN, IMAGENET_STD, UsageError, number, read_image, seed_worker
 from .hardware import loader_workers, usable_cpus
 from .datasets import DatasetError, ImageRecord
 
@@ -165,17 +165,21 @@ class RandomOcclusion(RandomImageErasing):
 @dataclass
 class AugmentConfig(Config):
     "Training/evaluation augmentation settings; defaults are the paper's (IV-B-1) and BoT's."
-    size: tuple = (256, 256)               # (H, W) input size, paper IV-B-1
-    flip_p: float = 0.5                    # random horizontal flip, paper IV-B-1
-    pad: int|None = None                   # pad then random crop back to `size` (BoT); None: 10 px per 256 px
-    erasing_p: float = 0.5                 # random erasing, paper IV-B-1
-    erasing_scale: tuple = (0.02, 0.4)     # erased area fraction, Zhong et al. / BoT [37]
-    erasing_ratio: tuple = ERASING_RATIOS      # erased aspect ratio, Zhong et al. / BoT [37]
-    occlusion_p: float = 0.3               # random colour occlusion, paper IV-B-1
-    occlusion_scale: tuple = (0.1, 0.3)    # occluded area fraction (paper silent; as the occluded test sets)
-    occlusion_ratio: tuple = ERASING_RATIOS    # occluder aspect ratio (paper silent; as erasing)
-    mean: tuple = IMAGENET_MEAN            # normalisation, ImageNet's (BoT)
-    std: tuple = IMAGENET_STD
+    size: tuple = number((256, 256), 16, 4096)               # (H, W) input size, paper IV-B-1
+    flip_p: float = number(0.5, 0, 1)                    # random horizontal flip, paper IV-B-1
+    # pad then random crop back to `size` (BoT); None: 10 px per 256 px
+    pad: int|None = number(None, 0, 4096, integer=True)
+    erasing_p: float = number(0.5, 0, 1)                 # random erasing, paper IV-B-1
+    erasing_scale: tuple = number((0.02, 0.4), 0, 1)     # erased area fraction, Zhong et al. / BoT [37]
+    # erased aspect ratio, Zhong et al. / BoT [37]
+    erasing_ratio: tuple = number(ERASING_RATIOS, 0, 100, lo_open=True)
+    occlusion_p: float = number(0.3, 0, 1)               # random colour occlusion, paper IV-B-1
+    # occluded area fraction (paper silent; as the occluded test sets)
+    occlusion_scale: tuple = number((0.1, 0.3), 0, 1)
+    # occluder aspect ratio (paper silent; as erasing)
+    occlusion_ratio: tuple = number(ERASING_RATIOS, 0, 100, lo_open=True)
+    mean: tuple = number(IMAGENET_MEAN, 0, 1)            # normalisation, ImageNet's (BoT)
+    std: tuple = number(IMAGENET_STD, 0, 10, lo_open=True)
 
 # %% ../nbs/06_loading.ipynb #25cfd9ba
 def pad_pixels(cfg:AugmentConfig) -> int:

@@ -12,14 +12,14 @@ from pathlib import Path
 from torch import nn
 import torch.nn.functional as F
 
-from .core import Config, ConfigError
+from .core import Config, ConfigError, number
 from .checkpoint import load_model, model_spec, register_model
 from .datasets import ReidDataset, read_dataset
 from .store import Store
 from .loading import AugmentConfig, ReidImageDataset, train_transform
 from .train import TrainConfig, Trainer, start_run, training_loader
 from .outputs import MissingOutputError, ModelOutput
-from .backbone import BNNeck, ResNetBackbone, average_pool
+from .backbone import BNNeck, RESNET_CHANNELS, ResNetBackbone, average_pool
 from .losses import BoTLoss
 
 # %% auto #0
@@ -30,14 +30,17 @@ __all__ = ['PANetConfig', 'MaskDecoder', 'PANet', 'PANetLoss', 'panet_train_conf
 @dataclass
 class PANetConfig(Config):
     "PANet architecture and loss settings (paper III-A, IV-B-1)."
-    depth: int = 50                          # ResNet encoder depth (paper: ResNet-50)
+    depth: int = number(50, choices=tuple(RESNET_CHANNELS))  # ResNet encoder depth (paper: ResNet-50)
     weights: str|None = 'imagenet'           # None, 'imagenet' or a local state-dict file (paper: ImageNet)
-    image_size: tuple = (256, 256)           # (H, W) input size; a multiple of 16 (paper IV-B-1: 256x256)
-    decoder_channels: tuple = (512, 256, 64) # widths of the first three decoder blocks (paper: unstated)
-    margin: float = 0.3                      # triplet margin of the classification branch (BoT's)
-    label_smoothing: float = 0.1             # eps of the ID loss (BoT's)
-    loss_weights: tuple = (1.0, 1.0, 1.0)    # CE : triplet : MSE (paper silent: equal)
-    mask_threshold: float = 0.5              # refined mask = decoder output > threshold (its midpoint)
+    # (H, W) input size; a multiple of 16 (paper IV-B-1: 256x256)
+    image_size: tuple = number((256, 256), 16, 4096)
+    # widths of the first three decoder blocks (paper: unstated)
+    decoder_channels: tuple = number((512, 256, 64), 1, 8192)
+    margin: float = number(0.3, 0, 100)  # triplet margin of the classification branch (BoT's)
+    label_smoothing: float = number(0.1, 0, 1, hi_open=True)             # eps of the ID loss (BoT's)
+    loss_weights: tuple = number((1.0, 1.0, 1.0), 0, 1e6)    # CE : triplet : MSE (paper silent: equal)
+    # refined mask = decoder output > threshold (its midpoint)
+    mask_threshold: float = number(0.5, 0, 1, lo_open=True, hi_open=True)
 
     def __post_init__(self):
         if any(s % 16 for s in self.image_size):
@@ -45,6 +48,7 @@ class PANetConfig(Config):
                               f"x16), got {self.image_size}")
         if len(self.loss_weights) != 3: raise ConfigError("PANetConfig.loss_weights needs 3 values (CE, "
                                                           f"triplet, MSE), got {self.loss_weights}")
+        super().__post_init__()
 
 # %% ../nbs/14_panet.ipynb #1da5971d
 class MaskDecoder(nn.Module):

@@ -13,7 +13,7 @@ from torch import nn
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-from .core import Config, ConfigError
+from .core import Config, ConfigError, number
 from .hardware import fp32
 from .checkpoint import check_fits, describe_module, register_model
 from .outputs import EMBEDDINGS, ModelOutput
@@ -28,13 +28,14 @@ __all__ = ['ABLATIONS', 'PMNetConfig', 'ablation_config', 'part_task_input', 'Pa
 @dataclass
 class PMNetConfig(Config):
     "PMNet's architecture and loss settings (paper III-B, III-C, IV-B) with every ablation of Tables III-VII."
-    depth: int = 50                        # ResNet depth: 18, 34, 50 or 101 (paper: 50)
+    depth: int = number(50, choices=tuple(RESNET_CHANNELS))  # ResNet depth: 18, 34, 50 or 101 (paper: 50)
     weights: str | None = 'imagenet'       # None, 'imagenet' or a local torchvision state-dict file
-    image_size: tuple = (256, 256)         # input height, width (paper IV-B); read by the data pipeline
-    num_parts: int = 3                     # K, part branches / part boxes (paper IV-B)
-    reduction_dim: int = 512               # channels of F_k after each branch's 1x1 conv (Fig. 5)
+    # input height, width (paper IV-B); read by the data pipeline
+    image_size: tuple = number((256, 256), 16, 4096)
+    num_parts: int = number(3, 1, 16)                     # K, part branches / part boxes (paper IV-B)
+    reduction_dim: int = number(512, 1, 8192)  # channels of F_k after each branch's 1x1 conv (Fig. 5)
     attention: str = 'mam'                 # 'mam', 'se', 'residual' (Table IV) or 'none' (Table III Exp-3)
-    attention_reduction: int = 16          # channel-MLP reduction of MAM and SE
+    attention_reduction: int = number(16, 1, 1024)          # channel-MLP reduction of MAM and SE
     shared_attention: bool = True          # one MAM_k shared by MT_k and PT_k (Table V row 1: False)
     global_head: bool = True               # the global feature learning head (Table III Exp-5: False)
     part_head: str = 'pmlh'                # 'plain' (R2, no Main Tasks) or 'none' (Exp-1: global head alone)
@@ -45,15 +46,18 @@ class PMNetConfig(Config):
     pt_loss: bool = True                   # the Part Transfer loss, eq. 3 (Table V rows 2-3)
     feature_sum: bool = True               # f_M, f_P as sums of branch logits (Table VI row 3)
     feature_concat: bool = True            # g, h as concatenations, with their classifiers (Table VI row 4)
-    margin: float = 0.7                    # batch-hard triplet margin (paper IV-B)
+    margin: float = number(0.7, 0, 100)                    # batch-hard triplet margin (paper IV-B)
     soft_margin: bool = False              # soft-margin triplet instead
-    gamma: float = 0.05                    # L_PT margin (eq. 3)
-    label_smoothing: float = 0.1           # eps of the ID losses (BoT)
+    gamma: float = number(0.05, 0, 100)                    # L_PT margin (eq. 3)
+    label_smoothing: float = number(0.1, 0, 1, hi_open=True)           # eps of the ID losses (BoT)
     loss_weighting: str = 'hul'            # 'hul' (eq. 6-7) or 'fixed' (Table VII rows 1-3)
-    hul_start_epoch: int = 0               # HUL from this epoch, weights 1 before (Table VII row 4: 30)
-    fixed_weights: tuple = (1.0, 1.0, 1.0, 1.0, 1.0)  # ID-loss weights for 'fixed', order f_g, f_M, f_P, g, h
+    hul_start_epoch: int = number(0, 0)  # HUL from this epoch, weights 1 before (Table VII row 4: 30)
+    # ID-loss weights for 'fixed', order f_g, f_M, f_P, g, h
+    fixed_weights: tuple = number((1.0, 1.0, 1.0, 1.0, 1.0), 0, 1e6)
 
-    def __post_init__(self): _check_config(self)
+    def __post_init__(self):
+        _check_config(self)
+        super().__post_init__()
 
     def make_criterion(self) -> PMNetLoss:
         "The `PMNetLoss` matching this config."

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .core import Config, ConfigError, UsageError, atomic_write
+from .core import Config, ConfigError, UsageError, atomic_write, number
 from .datasets import read_veri776
 
 # %% auto #0
@@ -27,21 +27,29 @@ __all__ = ['VIEWS', 'PART_NAMES', 'MARK_PARTS', 'MARK_KINDS', 'PART_PARENT', 'BO
 @dataclass
 class SyntheticConfig(Config):
     "Size, protocol and difficulty of a synthetic multi-view vehicle Re-ID benchmark in the VeRi776 layout."
-    train_ids: int = 40            # identities in image_train (VeRi776: 576)
-    test_ids: int = 20             # identities in image_test and image_query (VeRi776: 200)
-    images_per_id: int = 16        # mean images per identity; each draws 0.75x-1.25x this (VeRi776: ~64)
-    test_images_per_id: int|None = None  # the same for test identities (None: images_per_id)
-    cameras: int = 12              # cameras c001..: own views, scene, colour cast, blur, noise (VeRi776: 20)
-    cameras_per_id: tuple = (2, 5) # an identity passes this many cameras (inclusive range, lower bound >= 2)
-    queries_per_camera: int = 1    # query images per (test identity, camera) pair (VeRi776: 1)
-    group_size: int = 3  # near-duplicate group size: same body, size and colour, different marks (1: none)
-    size: int = 128                # image height in pixels
-    aspect: float = 1.0            # image width / height
-    truncation: float = 0.15       # mean fraction of images in which the vehicle is cut by the image border
-    occlusion: float = 0.1         # mean fraction of images with a light occluder (pole, foliage) in front
-    supersample: int = 2           # draw at this multiple of the size, then area-average (anti-aliasing)
-    jpeg_quality: int = 90         # fixed JPEG quality (part of what makes the output byte-identical)
-    seed: int = 0                  # every random choice derives from this integer
+    train_ids: int = number(40, 1, 100_000)            # identities in image_train (VeRi776: 576)
+    test_ids: int = number(20, 1, 100_000)  # identities in image_test and image_query (VeRi776: 200)
+    # mean images per identity; each draws 0.75x-1.25x this (VeRi776: ~64)
+    images_per_id: int = number(16, 1, 10_000)
+    # the same for test identities (None: images_per_id)
+    test_images_per_id: int|None = number(None, 1, 10_000, integer=True)
+    # cameras c001..: own views, scene, colour cast, blur, noise (VeRi776: 20)
+    cameras: int = number(12, 2, 999)
+    # an identity passes this many cameras (inclusive range, lower bound >= 2)
+    cameras_per_id: tuple = number((2, 5), 2, 999)
+    queries_per_camera: int = number(1, 1, 100)  # query images per (test identity, camera) pair (VeRi776: 1)
+    # near-duplicate group size: same body, size and colour, different marks (1: none)
+    group_size: int = number(3, 1, 1000)
+    size: int = number(128, 16, 4096)                # image height in pixels
+    aspect: float = number(1.0, 0.1, 10, lo_open=True)            # image width / height
+    # mean fraction of images in which the vehicle is cut by the image border
+    truncation: float = number(0.15, 0, 1)
+    # mean fraction of images with a light occluder (pole, foliage) in front
+    occlusion: float = number(0.1, 0, 1)
+    supersample: int = number(2, 1, 8)  # draw at this multiple of the size, then area-average (anti-aliasing)
+    # fixed JPEG quality (part of what makes the output byte-identical)
+    jpeg_quality: int = number(90, 1, 100)
+    seed: int = number(0, 0, 2**32 - 1)                  # every random choice derives from this integer
 
     def __post_init__(self):
         def need(ok, name, what):
@@ -71,6 +79,7 @@ class SyntheticConfig(Config):
         need(0 <= self.truncation <= 0.5, 'truncation', 'between 0 and 0.5')
         need(0 <= self.occlusion <= 0.5, 'occlusion', 'between 0 and 0.5')
         need(1 <= self.jpeg_quality <= 100, 'jpeg_quality', 'between 1 and 100')
+        super().__post_init__()
 
 # %% ../nbs/04_synthetic.ipynb #89bfe242
 VIEWS = ('front', 'front-left', 'left', 'rear-left', 'rear', 'rear-right', 'right',

@@ -18,7 +18,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
-from .core import Config, ConfigError, PmanetError, atomic_write, folder_lock, set_seed
+from .core import Config, ConfigError, PmanetError, atomic_write, folder_lock, number, set_seed
 from .hardware import AMP_CHOICES, autocast_dtype, describe_precision, get_device, loader_workers, \
     precision_name, precision_report, set_threads, to_fp32, usable_cpus, use_channels_last
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, check_fits, config_differences, \
@@ -35,33 +35,36 @@ __all__ = ['RESUME_FREE', 'TrainConfig', 'warmup_multistep_factor', 'make_optimi
 @dataclasses.dataclass
 class TrainConfig(Config):
     "Settings of the training engine; the defaults are PMNet's (paper IV-B-1) on BoT's schedule."
-    epochs: int = 120                      # BoT's schedule length (the paper does not give PMNet's)
-    max_iters: int = 0  # stop after this many optimiser steps in all (0: no limit): a dry run of a recipe
-    lr: float = 1.5e-4                     # paper IV-B-1: PMNet's base learning rate (PANet: 1e-4)
-    weight_decay: float = 5e-4             # BoT; Adam's L2 penalty
+    epochs: int = number(120, 1, 100_000)  # BoT's schedule length (the paper does not give PMNet's)
+    # stop after this many optimiser steps in all (0: no limit): a dry run of a recipe
+    max_iters: int = number(0, 0)
+    lr: float = number(1.5e-4, 0, 10, lo_open=True)  # paper IV-B-1: PMNet's base learning rate (PANet: 1e-4)
+    weight_decay: float = number(5e-4, 0, 1)             # BoT; Adam's L2 penalty
     decay_bias_and_norm: bool = True  # BoT decays every weight; False exempts biases and norm-layer weights
     # linear warm-up length; None: BoT's 10 of 120 epochs, scaled to `epochs`
-    warmup_epochs: int | None = None
-    warmup_factor: float = 0.1             # BoT: the warm-up starts at warmup_factor * lr
+    warmup_epochs: int | None = number(None, 0, 100_000, integer=True)
+    warmup_factor: float = number(0.1, 0, 1, lo_open=True)  # BoT: the warm-up starts at warmup_factor * lr
     # 0-based epochs at which lr *= gamma; None: BoT's 40 and 70 of 120, scaled
-    milestones: tuple | None = None
-    gamma: float = 0.1                     # BoT
-    grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping (the paper clips nothing)
+    milestones: tuple | None = number(None, 0, integer=True)
+    gamma: float = number(0.1, 0, 1, lo_open=True)                     # BoT
+    grad_clip: float = number(0.0, 0)  # max global gradient norm; 0 = no clipping (the paper clips nothing)
     device: str = 'auto'  # 'auto', 'cpu', 'cuda'; under torchrun each rank takes cuda:LOCAL_RANK
-    seed: int = 0  # seeds python/numpy/torch when a run starts (seed + rank under DDP)
+    seed: int = number(0, 0, 2**32 - 1)  # seeds python/numpy/torch when a run starts (seed + rank under DDP)
     deterministic: bool = False            # deterministic kernels (needed for a bit-identical resume on GPU)
     sync_bn: bool = False                  # DDP on CUDA: BatchNorm statistics over the global batch
     find_unused_parameters: bool = False   # DDP: set when some parameters get no gradient in a step
-    eval_every: int = 0  # epochs between evaluations (0 = never); the last epoch is always evaluated
-    log_every: int = 1                     # optimiser steps between per-step records in metrics.jsonl
+    # epochs between evaluations (0 = never); the last epoch is always evaluated
+    eval_every: int = number(0, 0)
+    log_every: int = number(1, 1)  # optimiser steps between per-step records in metrics.jsonl
     progress: bool = True                  # a progress bar per epoch, with rate and ETA (rank 0 only)
     plot: bool = True                      # redraw training_curves.png after every epoch
     amp: str = 'auto'  # autocast: 'auto' (hardware.autocast_dtype), 'bf16', 'fp16', 'off' (fp32)
     channels_last: bool|str = 'auto'       # NHWC tensors: 'auto' (hardware.use_channels_last), True or False
-    threads: int = 0                       # PyTorch intra-op threads (0: PyTorch's default, one per core)
-    workers: int | None = None  # DataLoader worker processes (None: hardware.loader_workers decides)
+    threads: int = number(0, 0, 4096)  # PyTorch intra-op threads (0: PyTorch's default, one per core)
+    # DataLoader worker processes (None: hardware.loader_workers decides)
+    workers: int | None = number(None, 0, 256, integer=True)
     image_cache: bool = True               # decode the images once and keep them in RAM when they fit...
-    image_cache_mb: int = 1024             # ...in this many MiB
+    image_cache_mb: int = number(1024, 0)             # ...in this many MiB
     fused_optimizer: bool = True           # Adam as one fused kernel per step (the same update, faster)
     cudnn_benchmark: bool = True  # CUDA: cuDNN times its convolutions per input shape (off if deterministic)
 
@@ -101,6 +104,7 @@ class TrainConfig(Config):
                 f"fit in {self.epochs} epochs: right for the first part of a longer run, otherwise leave "
                 "warmup_epochs and milestones unset to scale BoT's schedule to the run"
             )
+        super().__post_init__()
 
 # %% ../nbs/07_train.ipynb #e5cb50a3
 def warmup_multistep_factor(epoch:int, # 0-based epoch

@@ -2,7 +2,7 @@
 that names the flag and its range, or (where the value is allowed) a correct result; never a traceback.
 The flags are read from the commands' signatures, so a new flag is tested without editing this file."""
 
-import io, uuid
+import io, typing, uuid
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
@@ -105,3 +105,46 @@ def test_huge_values_refused_except_all_of_it():
     allowed = {f'{c}.{n}' for c, n, v in CASES if v == 10**12 and v in bounds_of(c, n)}
     assert allowed == {'train-panet.max_iters', 'train.max_iters', 'train.eval_every', 'embed.block',
                        'search.k', 'search.show'}
+
+
+def config_classes():
+    "Every config dataclass of the package."
+    import pmanet.demo, pmanet.grabcut, pmanet.loading, pmanet.panet, pmanet.parts, pmanet.pmnet  # noqa: F401
+    import pmanet.synthetic, pmanet.train  # noqa: F401
+    from pmanet.core import Config
+    todo, found = [Config], []
+    while todo: found += (todo := [s for c in todo for s in c.__subclasses__()])
+    return sorted(set(found), key=lambda c: c.__name__)
+
+
+def numeric_fields(cls):
+    "The fields of `cls` that hold a number or a tuple of numbers (by their defaults)."
+    import dataclasses
+    def numeric(v): return (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
+        isinstance(v, tuple) and bool(v) and all(numeric(x) for x in v))
+    hints = typing.get_type_hints(cls)
+    return [f for f in dataclasses.fields(cls) if numeric(f.default) or (
+        f.default is None and any(t in (int, float, tuple) for t in typing.get_args(hints[f.name])))]
+
+
+def test_every_numeric_config_field_declares_bounds():
+    assert len(config_classes()) >= 8
+    missing = [f'{c.__name__}.{f.name}' for c in config_classes() for f in numeric_fields(c)
+               if 'bounds' not in f.metadata]
+    assert missing == []
+
+
+@pytest.mark.parametrize('cls', config_classes(), ids=lambda c: c.__name__)
+def test_config_fields_refuse_bad_numbers(cls):
+    "Each numeric field, set to a value outside its bounds, is refused by name; the defaults are accepted."
+    from pmanet.core import ConfigError
+    cls()
+    hints = typing.get_type_hints(cls)
+    for f in numeric_fields(cls):
+        b = f.metadata['bounds']
+        bad = -1 if b.choices is not None or (b.lo is not None and b.lo >= 0) else 10**12
+        if bad in b: bad = 10**12
+        if isinstance(f.default, tuple): value = (bad,) * len(f.default)
+        else: value = (bad,) if tuple in typing.get_args(hints[f.name]) else bad
+        with pytest.raises(ConfigError, match=rf'{cls.__name__}\.{f.name} must be'):
+            cls(**{f.name: value})
