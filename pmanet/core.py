@@ -72,7 +72,8 @@ class Bounds:
         kind, num = 'an integer' if self.integer else 'a number', lambda v: f'{v:g}' if v % 1 else str(int(v))
         lo = None if self.lo is None else f"{'>' if self.lo_open else '>='} {num(self.lo)}"
         hi = None if self.hi is None else f"{'<' if self.hi_open else '<='} {num(self.hi)}"
-        if lo and hi and not (self.lo_open or self.hi_open): return f"{kind} from {num(self.lo)} to {num(self.hi)}"
+        if lo and hi and not (self.lo_open or self.hi_open):
+            return f"{kind} from {num(self.lo)} to {num(self.hi)}"
         return ' '.join([kind, ' and '.join(filter(None, [lo, hi]))]).strip()
 
     def check(self, name:str, v): # the name the user knows it by, e.g. '--size'
