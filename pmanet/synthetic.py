@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .core import Config, ConfigError, UsageError, atomic_write, number
+from .core import Config, ConfigError, LOCK_FILE, UsageError, atomic_write, folder_lock, number
 from .datasets import read_veri776
 
 # %% auto #0
@@ -959,10 +959,14 @@ def _synthetic_stamp(root:Path):
 def _prepare_out_dir(out:Path, overwrite:bool):
     """Make `out` ready: new or empty, or a previous synthetic set that `overwrite` allows to replace; never
     lose other files."""
-    if out.exists() and not out.is_dir(): raise FileExistsError(f"{out} is a file; give a folder for the "
-                                                                "synthetic set")
-    entries = sorted(out.iterdir()) if out.exists() else []
+    entries = _check_out_dir(out, overwrite)
     if not entries: return out.mkdir(parents=True, exist_ok=True)
+    for e in entries: shutil.rmtree(e) if e.is_dir() else e.unlink()
+
+def _check_out_dir(out:Path, overwrite:bool) -> list:
+    "Refuse an `out` that holds other files, or a set without `overwrite`; the entries to replace."
+    entries = sorted(e for e in out.iterdir() if e.name != LOCK_FILE) if out.exists() else []
+    if not entries: return entries
     if _synthetic_stamp(out) is None:
         raise FileExistsError(f"{out} is not empty and holds no synthetic set (no valid synthetic.json): "
                               "refusing to write into it; give a new or empty folder")
@@ -978,7 +982,7 @@ def _prepare_out_dir(out:Path, overwrite:bool):
         )
     if not overwrite: raise FileExistsError(f"{out} already holds a synthetic set; pass overwrite=True "
                                             "(`pmanet synthetic ... --overwrite`) to replace it")
-    for e in entries: shutil.rmtree(e) if e.is_dir() else e.unlink()
+    return entries
 
 def _write(path:Path, data:bytes):
     with atomic_write(path) as f: f.write(data)
@@ -1031,6 +1035,14 @@ def make_synthetic(out_dir, # folder to write into: new, empty, or a previous sy
     """Write a synthetic multi-view vehicle Re-ID set (VeRi776 layout + ground-truth masks and part boxes);
     returns its root."""
     config, out = config or SyntheticConfig(), Path(out_dir)
+    if out.exists() and not out.is_dir(): raise FileExistsError(f"{out} is a file; give a folder for the "
+                                                                "synthetic set")
+    _check_out_dir(out, overwrite)                  # refused before a lock file is made in the folder
+    with folder_lock(out, 'synthetic set'):         # a second writer is refused: it would mix two sets
+        return _write_synthetic(out, config, workers, overwrite)
+
+def _write_synthetic(out:Path, config:SyntheticConfig, workers:int, overwrite:bool) -> Path:
+    "`make_synthetic` under the folder's lock."
     _prepare_out_dir(out, overwrite)
     identities, cameras = make_identities(config), make_cameras(config)
     shots = sorted(make_plan(config, identities, cameras), key=lambda s: (s.split, s.name))

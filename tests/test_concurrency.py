@@ -101,9 +101,10 @@ def run(*argv):
     ['train', '{root}', 'none', '{folder}', '--model', 'bot', '--epochs', '1', '--max-iters', '1',
      '--weights', 'none', '--depth', '18', '--size', '64', '--quiet'],
     ['demo', '--out', '{folder}'],
+    ['synthetic', '{folder}', '--ids', '3', '--images', '2', '--cameras', '2', '--size', '32'],
 ])
 def test_busy_folder_refused(tmp_path, argv):
-    "While another process writes a run (or demo) folder, a second command is refused and writes nothing."
+    "While another process writes a run, demo or synthetic folder, a second writer is refused, adds nothing."
     root = make_synthetic(tmp_path/'veri', SyntheticConfig(train_ids=4, test_ids=2, images_per_id=4, size=32,
                                                             cameras=3, cameras_per_id=(2, 3)))
     folder = tmp_path/'busy'
