@@ -280,9 +280,11 @@ def folder_lock(folder, # the shared folder (created if needed)
                                   "another folder") from None
         except OSError as e:                 # no flock on this file system: per-file atomicity only
             if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS): raise
-        f.truncate(0)
-        f.write(f"pid {os.getpid()} (`{' '.join(['pmanet', *sys.argv[1:]])[:200]}`)\n")
-        f.flush()
+        try:                                 # who holds it, for the message of a refused writer
+            os.ftruncate(f.fileno(), 0)      # unbuffered, so closing has nothing left to write
+            command = ' '.join(['pmanet', *sys.argv[1:]])[:200]
+            os.write(f.fileno(), f"pid {os.getpid()} (`{command}`)\n".encode())
+        except OSError: pass                 # a full disk: the lock holds all the same; the writer says so
         _HELD[folder] = (f, 1)
         try: yield
         finally: del _HELD[folder]
