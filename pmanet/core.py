@@ -252,7 +252,7 @@ def atomic_write(path, # the file to (re)write
 
 # %% ../nbs/00_core.ipynb #a7ac4c64
 LOCK_FILE = '.pmanet.lock'
-_HELD: dict = {}  # resolved folder -> (open lock file, depth): this process's locks
+_HELD: set = set()  # the folders (resolved) whose lock this process holds
 
 class FolderBusyError(PmanetError, RuntimeError):
     "Another process is writing the folder that this command would write."
@@ -263,11 +263,8 @@ def folder_lock(folder, # the shared folder (created if needed)
                 wait:bool=False): # queue behind the holder instead of refusing
     "Hold an exclusive `flock` on FOLDER/.pmanet.lock while the block runs; re-entrant in one process."
     folder = Path(folder).resolve()
-    if folder in _HELD:
-        f, depth = _HELD[folder]
-        _HELD[folder] = (f, depth + 1)
-        try: yield
-        finally: _HELD[folder] = (f, depth)
+    if folder in _HELD:                      # the outer block holds it, and releases it
+        yield
         return
     folder.mkdir(parents=True, exist_ok=True)
     f = open(folder/LOCK_FILE, 'a+')
@@ -285,9 +282,9 @@ def folder_lock(folder, # the shared folder (created if needed)
             command = ' '.join(['pmanet', *sys.argv[1:]])[:200]
             os.write(f.fileno(), f"pid {os.getpid()} (`{command}`)\n".encode())
         except OSError: pass                 # a full disk: the lock holds all the same; the writer says so
-        _HELD[folder] = (f, 1)
+        _HELD.add(folder)
         try: yield
-        finally: del _HELD[folder]
+        finally: _HELD.discard(folder)
     finally: f.close()                       # closing releases the lock
 
 # %% ../nbs/00_core.ipynb #c23ed8b5

@@ -54,22 +54,22 @@ class DemoConfig(Config):
     # PANet's mask loss against its ID and triplet losses (1 : 1 : w)
     panet_mask_weight: float = number(100.0, 0, 1e6)
     panet_P: int = number(8, 2, 4096)  # identities per PANet batch (P x Q = 32: twice the steps of 16 x 4)
-    reduction_dim: int = number(256, 1, 8192)             # channels of PMNet's part branches (paper: 512)
-    num_parts: int = number(3, 1, 16)                   # K (paper IV-B)
-    panet_epochs: int = number(5, 1, 100_000)                # PANet training epochs (paper: 100)
-    baseline_epochs: int = number(9, 1, 100_000)             # BoT baseline epochs
-    pmnet_epochs: int = number(9, 1, 100_000)                # PMNet epochs (paper: 120)
+    reduction_dim: int = number(256, 1, 8192)  # channels of PMNet's part branches (paper: 512)
+    num_parts: int = number(3, 1, 16)  # K (paper IV-B)
+    panet_epochs: int = number(5, 1, 100_000)  # PANet training epochs (paper: 100)
+    baseline_epochs: int = number(9, 1, 100_000)  # BoT baseline epochs
+    pmnet_epochs: int = number(9, 1, 100_000)  # PMNet epochs (paper: 120)
     # base learning rate (from scratch; BoT fine-tunes at 3.5e-4)
     lr: float = number(1e-3, 0, 10, lo_open=True)
-    warmup_epochs: int = number(1, 0, 100_000)               # linear warm-up length
-    P: int = number(16, 2, 4096)                          # identities per batch
+    warmup_epochs: int = number(1, 0, 100_000)  # linear warm-up length
+    P: int = number(16, 2, 4096)  # identities per batch
     Q: int = number(4, 2, 1024)  # images per identity (P x Q = 64, the paper's PANet batch)
     # area fraction of the occluding patch of each query (paper IV-E)
     occlusion_area: tuple = number((0.1, 0.3), 0, 1)
     rerank: str = 'standard'             # k-reciprocal re-ranking preset of the 're_ranking: yes' rows
     # GrabCut and DataLoader worker processes (None: chosen here)
     workers: int|None = number(None, 0, 256, integer=True)
-    seed: int = number(0, 0, 2**32 - 1)                        # seeds everything
+    seed: int = number(0, 0, 2**32 - 1)  # seeds everything
 
     def schedule(self, epochs:int, progress:bool=False) -> TrainConfig:
         "The demo's short schedule: one warm-up epoch, a decay at 3/4 of the run, no per-epoch evaluation."
@@ -337,7 +337,7 @@ def demo_command(out:str='pmanet_demo', # output folder: data, runs, results and
             return print(f"report: {Path(out)/'report.md'}")
         runs = [run_demo(Path(out) / f'seed{s}', base.replace(seed=s, workers=workers), progress, verify)
                 for s in range(seed, seed + seeds)]
-    text = (f"# pmanet demo: seeds {seed}..{seed + seeds - 1}\n\n{markdown_table(seed_summary(runs))}\n\n"
-            f"Gain over the baseline, seed by seed:\n\n{markdown_table(paired_gaps(runs))}\n")
-    with atomic_write(Path(out)/'summary.md', 'w') as f: f.write(text)
+        text = (f"# pmanet demo: seeds {seed}..{seed + seeds - 1}\n\n{markdown_table(seed_summary(runs))}\n\n"
+                f"Gain over the baseline, seed by seed:\n\n{markdown_table(paired_gaps(runs))}\n")
+        with atomic_write(Path(out)/'summary.md', 'w') as f: f.write(text)
     print(text + f"\nsummary: {Path(out)/'summary.md'}")

@@ -98,8 +98,7 @@ class GalleryIndex:
             raise GalleryIndexError(
                 f"the gallery index at {self.root} is truncated: {', '.join(short)}; rebuild it"
             )
-        with open(self.root / KEYS_FILE, 'rb') as f:
-            rows = [json.loads(l) for l in f.read(h['keys_bytes']).decode().splitlines()]
+        rows = self._key_rows(0, h['keys_bytes'])
         if len(rows) != n:
             raise GalleryIndexError(f"the gallery index at {self.root} lists {len(rows)} keys for {n} "
                                     "vectors; rebuild it")
@@ -115,6 +114,12 @@ class GalleryIndex:
             )
         self.header, self.keys, self.paths = h, [r[0] for r in rows], [r[1] for r in rows]
 
+    def _key_rows(self, start:int, stop:int) -> list:
+        "The [key, path] rows of keys.jsonl between two committed byte offsets."
+        with open(self.root/KEYS_FILE, 'rb') as f:
+            f.seek(start)
+            return [json.loads(l) for l in f.read(stop - start).decode().splitlines()]
+
     def _writing(self):
         "The writers' lock: appends from several processes queue one behind another."
         return folder_lock(self.root, 'gallery index', wait=True)
@@ -123,9 +128,7 @@ class GalleryIndex:
         "Take in the rows that other processes have committed since this index was read (under the lock)."
         h = json.loads((self.root/INDEX_FILE).read_text())
         if h['count'] == len(self): return
-        with open(self.root/KEYS_FILE, 'rb') as f:
-            f.seek(self.header['keys_bytes'])
-            rows = [json.loads(l) for l in f.read(h['keys_bytes'] - self.header['keys_bytes']).splitlines()]
+        rows = self._key_rows(self.header['keys_bytes'], h['keys_bytes'])
         self.header, self._mm = h, None
         self.keys.extend(r[0] for r in rows)
         self.paths.extend(r[1] for r in rows)

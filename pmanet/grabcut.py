@@ -33,10 +33,10 @@ class GrabCutConfig(Config):
     "Settings of the GrabCut pseudo labels (paper III-A gives none; the reasons for these are above)."
     # the rectangle is the image inset by this fraction of each side
     margin: float = number(0.05, 0, 0.5, hi_open=True)
-    iters: int = number(5, 1, 100)         # GrabCut iterations
+    iters: int = number(5, 1, 100)  # GrabCut iterations
     # a mask covering more than this fraction of the rectangle is degenerate
     max_fg: float = number(0.98, 0, 1, lo_open=True)
-    seed: int = number(0, 0, 2**32 - 1)          # OpenCV's RNG seed, set before each image
+    seed: int = number(0, 0, 2**32 - 1)  # OpenCV's RNG seed, set before each image
 
 # %% ../nbs/10_grabcut.ipynb #33139b2d
 def grabcut_rect(h:int, # image height

@@ -165,20 +165,20 @@ class RandomOcclusion(RandomImageErasing):
 @dataclass
 class AugmentConfig(Config):
     "Training/evaluation augmentation settings; defaults are the paper's (IV-B-1) and BoT's."
-    size: tuple = number((256, 256), 16, 4096)               # (H, W) input size, paper IV-B-1
-    flip_p: float = number(0.5, 0, 1)                    # random horizontal flip, paper IV-B-1
+    size: tuple = number((256, 256), 16, 4096)  # (H, W) input size, paper IV-B-1
+    flip_p: float = number(0.5, 0, 1)  # random horizontal flip, paper IV-B-1
     # pad then random crop back to `size` (BoT); None: 10 px per 256 px
     pad: int|None = number(None, 0, 4096, integer=True)
-    erasing_p: float = number(0.5, 0, 1)                 # random erasing, paper IV-B-1
-    erasing_scale: tuple = number((0.02, 0.4), 0, 1)     # erased area fraction, Zhong et al. / BoT [37]
+    erasing_p: float = number(0.5, 0, 1)  # random erasing, paper IV-B-1
+    erasing_scale: tuple = number((0.02, 0.4), 0, 1)  # erased area fraction, Zhong et al. / BoT [37]
     # erased aspect ratio, Zhong et al. / BoT [37]
     erasing_ratio: tuple = number(ERASING_RATIOS, 0, 100, lo_open=True)
-    occlusion_p: float = number(0.3, 0, 1)               # random colour occlusion, paper IV-B-1
+    occlusion_p: float = number(0.3, 0, 1)  # random colour occlusion, paper IV-B-1
     # occluded area fraction (paper silent; as the occluded test sets)
     occlusion_scale: tuple = number((0.1, 0.3), 0, 1)
     # occluder aspect ratio (paper silent; as erasing)
     occlusion_ratio: tuple = number(ERASING_RATIOS, 0, 100, lo_open=True)
-    mean: tuple = number(IMAGENET_MEAN, 0, 1)            # normalisation, ImageNet's (BoT)
+    mean: tuple = number(IMAGENET_MEAN, 0, 1)  # normalisation, ImageNet's (BoT)
     std: tuple = number(IMAGENET_STD, 0, 10, lo_open=True)
 
 # %% ../nbs/06_loading.ipynb #25cfd9ba

@@ -37,8 +37,8 @@ class PANetConfig(Config):
     # widths of the first three decoder blocks (paper: unstated)
     decoder_channels: tuple = number((512, 256, 64), 1, 8192)
     margin: float = number(0.3, 0, 100)  # triplet margin of the classification branch (BoT's)
-    label_smoothing: float = number(0.1, 0, 1, hi_open=True)             # eps of the ID loss (BoT's)
-    loss_weights: tuple = number((1.0, 1.0, 1.0), 0, 1e6)    # CE : triplet : MSE (paper silent: equal)
+    label_smoothing: float = number(0.1, 0, 1, hi_open=True)  # eps of the ID loss (BoT's)
+    loss_weights: tuple = number((1.0, 1.0, 1.0), 0, 1e6)  # CE : triplet : MSE (paper silent: equal)
     # refined mask = decoder output > threshold (its midpoint)
     mask_threshold: float = number(0.5, 0, 1, lo_open=True, hi_open=True)
 

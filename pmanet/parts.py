@@ -29,9 +29,9 @@ __all__ = ['PartConfig', 'binarise_channels', 'channel_centres', 'boxes_around',
 class PartConfig(Config):
     "How part boxes are made (paper III-A-2)."
     method: str = 'kmeans'  # 'kmeans' (paper III-A-2) or 'uniform': K horizontal stripes (ablation R1)
-    k: int = number(3, 1, 16)              # number of parts K (paper IV-B: K = 3)
-    seed: int = number(0, 0, 2**32 - 1)           # k-means seed (sklearn `random_state`)
-    n_init: int = number(4, 1, 100)         # k-means restarts; the run with the lowest inertia is kept
+    k: int = number(3, 1, 16)  # number of parts K (paper IV-B: K = 3)
+    seed: int = number(0, 0, 2**32 - 1)  # k-means seed (sklearn `random_state`)
+    n_init: int = number(4, 1, 100)  # k-means restarts; the run with the lowest inertia is kept
 
 # %% ../nbs/16_parts.ipynb #bf54564b
 def binarise_channels(attention) -> np.ndarray: # B x C x H x W attention maps (torch tensor or numpy array)

@@ -32,10 +32,10 @@ class PMNetConfig(Config):
     weights: str | None = 'imagenet'       # None, 'imagenet' or a local torchvision state-dict file
     # input height, width (paper IV-B); read by the data pipeline
     image_size: tuple = number((256, 256), 16, 4096)
-    num_parts: int = number(3, 1, 16)                     # K, part branches / part boxes (paper IV-B)
+    num_parts: int = number(3, 1, 16)  # K, part branches / part boxes (paper IV-B)
     reduction_dim: int = number(512, 1, 8192)  # channels of F_k after each branch's 1x1 conv (Fig. 5)
     attention: str = 'mam'                 # 'mam', 'se', 'residual' (Table IV) or 'none' (Table III Exp-3)
-    attention_reduction: int = number(16, 1, 1024)          # channel-MLP reduction of MAM and SE
+    attention_reduction: int = number(16, 1, 1024)  # channel-MLP reduction of MAM and SE
     shared_attention: bool = True          # one MAM_k shared by MT_k and PT_k (Table V row 1: False)
     global_head: bool = True               # the global feature learning head (Table III Exp-5: False)
     part_head: str = 'pmlh'                # 'plain' (R2, no Main Tasks) or 'none' (Exp-1: global head alone)
@@ -46,10 +46,10 @@ class PMNetConfig(Config):
     pt_loss: bool = True                   # the Part Transfer loss, eq. 3 (Table V rows 2-3)
     feature_sum: bool = True               # f_M, f_P as sums of branch logits (Table VI row 3)
     feature_concat: bool = True            # g, h as concatenations, with their classifiers (Table VI row 4)
-    margin: float = number(0.7, 0, 100)                    # batch-hard triplet margin (paper IV-B)
+    margin: float = number(0.7, 0, 100)  # batch-hard triplet margin (paper IV-B)
     soft_margin: bool = False              # soft-margin triplet instead
-    gamma: float = number(0.05, 0, 100)                    # L_PT margin (eq. 3)
-    label_smoothing: float = number(0.1, 0, 1, hi_open=True)           # eps of the ID losses (BoT)
+    gamma: float = number(0.05, 0, 100)  # L_PT margin (eq. 3)
+    label_smoothing: float = number(0.1, 0, 1, hi_open=True)  # eps of the ID losses (BoT)
     loss_weighting: str = 'hul'            # 'hul' (eq. 6-7) or 'fixed' (Table VII rows 1-3)
     hul_start_epoch: int = number(0, 0)  # HUL from this epoch, weights 1 before (Table VII row 4: 30)
     # ID-loss weights for 'fixed', order f_g, f_M, f_P, g, h

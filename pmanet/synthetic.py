@@ -27,7 +27,7 @@ __all__ = ['VIEWS', 'PART_NAMES', 'MARK_PARTS', 'MARK_KINDS', 'PART_PARENT', 'BO
 @dataclass
 class SyntheticConfig(Config):
     "Size, protocol and difficulty of a synthetic multi-view vehicle Re-ID benchmark in the VeRi776 layout."
-    train_ids: int = number(40, 1, 100_000)            # identities in image_train (VeRi776: 576)
+    train_ids: int = number(40, 1, 100_000)  # identities in image_train (VeRi776: 576)
     test_ids: int = number(20, 1, 100_000)  # identities in image_test and image_query (VeRi776: 200)
     # mean images per identity; each draws 0.75x-1.25x this (VeRi776: ~64)
     images_per_id: int = number(16, 1, 10_000)
@@ -40,8 +40,8 @@ class SyntheticConfig(Config):
     queries_per_camera: int = number(1, 1, 100)  # query images per (test identity, camera) pair (VeRi776: 1)
     # near-duplicate group size: same body, size and colour, different marks (1: none)
     group_size: int = number(3, 1, 1000)
-    size: int = number(128, 16, 4096)                # image height in pixels
-    aspect: float = number(1.0, 0.1, 10, lo_open=True)            # image width / height
+    size: int = number(128, 16, 4096)  # image height in pixels
+    aspect: float = number(1.0, 0.1, 10, lo_open=True)  # image width / height
     # mean fraction of images in which the vehicle is cut by the image border
     truncation: float = number(0.15, 0, 1)
     # mean fraction of images with a light occluder (pole, foliage) in front
@@ -49,7 +49,7 @@ class SyntheticConfig(Config):
     supersample: int = number(2, 1, 8)  # draw at this multiple of the size, then area-average (anti-aliasing)
     # fixed JPEG quality (part of what makes the output byte-identical)
     jpeg_quality: int = number(90, 1, 100)
-    seed: int = number(0, 0, 2**32 - 1)                  # every random choice derives from this integer
+    seed: int = number(0, 0, 2**32 - 1)  # every random choice derives from this integer
 
     def __post_init__(self):
         def need(ok, name, what):

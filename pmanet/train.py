@@ -39,14 +39,14 @@ class TrainConfig(Config):
     # stop after this many optimiser steps in all (0: no limit): a dry run of a recipe
     max_iters: int = number(0, 0)
     lr: float = number(1.5e-4, 0, 10, lo_open=True)  # paper IV-B-1: PMNet's base learning rate (PANet: 1e-4)
-    weight_decay: float = number(5e-4, 0, 1)             # BoT; Adam's L2 penalty
+    weight_decay: float = number(5e-4, 0, 1)  # BoT; Adam's L2 penalty
     decay_bias_and_norm: bool = True  # BoT decays every weight; False exempts biases and norm-layer weights
     # linear warm-up length; None: BoT's 10 of 120 epochs, scaled to `epochs`
     warmup_epochs: int | None = number(None, 0, 100_000, integer=True)
     warmup_factor: float = number(0.1, 0, 1, lo_open=True)  # BoT: the warm-up starts at warmup_factor * lr
     # 0-based epochs at which lr *= gamma; None: BoT's 40 and 70 of 120, scaled
     milestones: tuple | None = number(None, 0, integer=True)
-    gamma: float = number(0.1, 0, 1, lo_open=True)                     # BoT
+    gamma: float = number(0.1, 0, 1, lo_open=True)  # BoT
     grad_clip: float = number(0.0, 0)  # max global gradient norm; 0 = no clipping (the paper clips nothing)
     device: str = 'auto'  # 'auto', 'cpu', 'cuda'; under torchrun each rank takes cuda:LOCAL_RANK
     seed: int = number(0, 0, 2**32 - 1)  # seeds python/numpy/torch when a run starts (seed + rank under DDP)
@@ -64,7 +64,7 @@ class TrainConfig(Config):
     # DataLoader worker processes (None: hardware.loader_workers decides)
     workers: int | None = number(None, 0, 256, integer=True)
     image_cache: bool = True               # decode the images once and keep them in RAM when they fit...
-    image_cache_mb: int = number(1024, 0)             # ...in this many MiB
+    image_cache_mb: int = number(1024, 0)  # ...in this many MiB
     fused_optimizer: bool = True           # Adam as one fused kernel per step (the same update, faster)
     cudnn_benchmark: bool = True  # CUDA: cuDNN times its convolutions per input shape (off if deterministic)
 

@@ -2,26 +2,18 @@
 traceback, and a message that names the thing and the fix (or, where the input is merely unusual, a correct
 result). One table, one row per case a user meets; `CASES` is also the table quoted in the docs."""
 
-import io, os, re, shutil
-from contextlib import redirect_stderr, redirect_stdout
+import os, re, shutil
 
 import pytest
 import torch
 
+from cli_run import run
 from pmanet.backbone import BoTBaseline
 from pmanet.checkpoint import model_spec, save_inference_checkpoint
-from pmanet.cli import main
 from pmanet.datasets import read_veri776
 from pmanet.grabcut import make_pseudo_masks
 from pmanet.store import Store, entry_relpath
 from pmanet.synthetic import SyntheticConfig, make_synthetic
-
-
-def run(*argv):
-    "Run `pmanet ARGV` in this process: (exit code, stdout, stderr)."
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err): rc = main([str(a) for a in argv])
-    return rc, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope='module')

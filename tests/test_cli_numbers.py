@@ -2,24 +2,18 @@
 that names the flag and its range, or (where the value is allowed) a correct result; never a traceback.
 The flags are read from the commands' signatures, so a new flag is tested without editing this file."""
 
-import io, typing, uuid
-from contextlib import redirect_stderr, redirect_stdout
+import typing, uuid
 
 import pytest
 
+from cli_run import run
 import pmanet.demo, pmanet.study
-from pmanet.cli import COMMANDS, FLAG_BOUNDS, main, numeric_flags, resolve_command
+from pmanet.cli import COMMANDS, FLAG_BOUNDS, numeric_flags, resolve_command
 from pmanet.synthetic import SyntheticConfig, make_synthetic
 
 BAD_OR_EDGE = (0, -1, 10**12)
 TINY_NET = ['--depth', '18', '--weights', 'none', '--size', '64', '--ids-per-batch', '2',
             '--images-per-id', '2']
-
-
-def run(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err): rc = main([str(a) for a in argv])
-    return rc, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope='module')
@@ -108,10 +102,10 @@ def test_huge_values_refused_except_all_of_it():
 
 
 def config_classes():
-    "Every config dataclass of the package."
-    import pmanet.demo, pmanet.grabcut, pmanet.loading, pmanet.panet, pmanet.parts, pmanet.pmnet  # noqa: F401
-    import pmanet.synthetic, pmanet.train  # noqa: F401
+    "Every config dataclass of the package: each module is imported, so a new one is found too."
+    import importlib, pkgutil
     from pmanet.core import Config
+    for m in pkgutil.iter_modules(pmanet.__path__): importlib.import_module(f'pmanet.{m.name}')
     todo, found = [Config], []
     while todo: found += (todo := [s for c in todo for s in c.__subclasses__()])
     return sorted(set(found), key=lambda c: c.__name__)

@@ -2,14 +2,14 @@
 store's manifest (a second config is refused), and run and demo folders (a second writer is refused and adds
 nothing). Real processes, forked, many rounds: races show only when they are given the chance."""
 
-import hashlib, io, multiprocessing as mp
-from contextlib import redirect_stderr, redirect_stdout
+import hashlib, multiprocessing as mp
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from pmanet.cli import main
+from cli_run import run
 from pmanet.core import folder_lock
 from pmanet.gallery import GalleryIndex, index_images
 from pmanet.store import Store, StoreError
@@ -31,7 +31,7 @@ class KeyEmbedder:
     def describe(self): return {'kind': 'key-hash'}
     def embed(self, paths, batch_size, num_workers, progress=False):
         vectors = np.stack([vector_of(Path(p).name) for p in paths])
-        return type('E', (), {'fused': lambda self: vectors})()
+        return SimpleNamespace(fused=lambda: vectors)
 
 
 def embed_folder(folder, index_dir, start):
@@ -89,12 +89,6 @@ def hold(folder, ready, release):
     with folder_lock(folder, 'run folder'):
         ready.set()
         release.wait(60)
-
-
-def run(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err): rc = main([str(a) for a in argv])
-    return rc, out.getvalue(), err.getvalue()
 
 
 @pytest.mark.parametrize('argv', [
