@@ -6,20 +6,22 @@ Docs: https://pmanet.github.io/pmanet/hardware.html.md"""
 
 # %% ../nbs/01_hardware.ipynb #49232f20
 from __future__ import annotations
-import contextlib, functools, os, platform, statistics, time
+import collections, contextlib, functools, os, platform, statistics, time
 from pathlib import Path
 
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils import _pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .core import PmanetError, UsageError
 
 # %% auto #0
-__all__ = ['MIN_CPU_BF16_SPEEDUP', 'AMP_CHOICES', 'AMP_ENV', 'CPU_INFERENCE_AUTOCAST', 'CHANNELS_LAST_MIN_CPU_SIZE',
-           'DeviceError', 'get_device', 'usable_cpus', 'cpu_flags', 'cpu_has_native_bf16', 'cpu_bf16_speedup',
-           'resolve_amp', 'cuda_has_native_bf16', 'autocast_dtype', 'to_fp32', 'full_precision', 'fp32',
-           'use_channels_last', 'loader_workers', 'set_threads', 'cpu_name', 'precision_name', 'precision_report',
-           'describe_precision']
+__all__ = ['MIN_CPU_BF16_SPEEDUP', 'AMP_CHOICES', 'AMP_ENV', 'CPU_INFERENCE_AUTOCAST', 'CHANNELS_LAST_MIN_CPU_SIZE', 'HOST_READS',
+           'SHAPE_FROM_DATA', 'HOST_TO_DEVICE', 'DeviceError', 'get_device', 'usable_cpus', 'cpu_flags',
+           'cpu_has_native_bf16', 'cpu_bf16_speedup', 'resolve_amp', 'cuda_has_native_bf16', 'autocast_dtype',
+           'to_fp32', 'full_precision', 'fp32', 'use_channels_last', 'loader_workers', 'set_threads',
+           'count_host_syncs', 'cpu_name', 'precision_name', 'precision_report', 'describe_precision']
 
 # %% ../nbs/01_hardware.ipynb #92deea1a
 class DeviceError(PmanetError, RuntimeError):
@@ -168,6 +170,41 @@ def set_threads(threads:int=0) -> int: # intra-op threads; 0 keeps PyTorch's def
     if threads < 0: raise UsageError(f"threads must be >= 0 (0: PyTorch's default), got {threads}")
     if threads: torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+# %% ../nbs/01_hardware.ipynb #d2786e56
+HOST_READS = ('_local_scalar_dense',)  # item(), float(t), int(t), bool(t), `if t:`
+SHAPE_FROM_DATA = ('nonzero', 'masked_select', '_unique2', 'unique_dim', 'unique_consecutive')
+HOST_TO_DEVICE = ('lift_fresh',)  # torch.tensor(...) / new_tensor(...) from Python values
+
+class count_host_syncs(TorchFunctionMode):
+    """Count the operations in a `with` block that make the host wait for the device on a GPU (`counts`:
+    op name -> calls); on any device."""
+    def __enter__(self):
+        self.counts, self._dispatch = collections.Counter(), _SyncDispatch(self)
+        self._dispatch.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
+        self._dispatch.__exit__(*exc)
+
+    @property
+    def total(self) -> int: return sum(self.counts.values())
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in (torch.Tensor.tolist, torch.Tensor.numpy): self.counts[func.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+class _SyncDispatch(TorchDispatchMode):
+    "The dispatch-level half of `count_host_syncs`: sees item(), data-dependent shapes and host tensors."
+    def __init__(self, owner): super().__init__(); self.owner = owner
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        masks = (torch.bool, torch.uint8)
+        bool_index = name == 'index' and any(torch.is_tensor(i) and i.dtype in masks for i in args[1] or ())
+        if name in HOST_READS + SHAPE_FROM_DATA + HOST_TO_DEVICE or bool_index:
+            self.owner.counts['index (boolean mask)' if bool_index else name] += 1
+        return func(*args, **(kwargs or {}))
 
 # %% ../nbs/01_hardware.ipynb #a1b1484f
 def cpu_name() -> str:

@@ -36,9 +36,9 @@ def batch_hard_triplet(features:torch.Tensor, # (B, D) embeddings
     hardest_pos = dist.masked_fill(~same, float('-inf')).amax(1)
     hardest_neg = dist.masked_fill(same, float('inf')).amin(1)
     valid = ~same.all(1)                                        # anchors with at least one negative
-    if not valid.any(): return features.sum() * 0.
-    gap = (hardest_pos - hardest_neg)[valid]
-    return (F.softplus(gap) if soft_margin else F.relu(gap + margin)).mean()
+    gap = hardest_pos - hardest_neg                             # -inf for an anchor without negatives
+    loss = torch.where(valid, F.softplus(gap) if soft_margin else F.relu(gap + margin), 0.)
+    return loss.sum() / valid.sum().clamp_min(1)                # no branch on `valid`: no host sync
 
 # %% ../nbs/13_losses.ipynb #0b43f09e
 def part_transfer_loss(g:torch.Tensor, # (B, D) Main-Task features (concatenated over the K branches)
@@ -68,13 +68,16 @@ class UncertaintyWeighting(nn.Module):
     def forward(self, losses:dict) -> torch.Tensor: # name -> scalar loss, a subset of `names`
         "The weighted sum of `losses` (plain sum before `start_epoch`)."
         if not self.active: return sum(losses.values())
-        s = self.log_var[[self.names.index(n) for n in losses]]
+        s = torch.stack([self.log_var[self.names.index(n)] for n in losses])  # no index tensor from the host
         return (torch.exp(-s) * torch.stack(list(losses.values()))).sum() + 0.5 * s.sum()
 
-    def weights(self) -> dict: # name -> exp(-s_j), the current loss weights
-        "The current weight exp(-s_j) of each loss (1 before `start_epoch`)."
-        return {n: (float(torch.exp(-s)) if self.active else 1.) for n,
-                s in zip(self.names, self.log_var.detach())}
+    def weight_vector(self) -> torch.Tensor: # (len(names),) on the parameter's device
+        "The current weights exp(-s_j), in `names` order (1 before `start_epoch`), detached."
+        s = self.log_var.detach()
+        return torch.exp(-s) if self.active else torch.ones_like(s)
+
+    def weights(self) -> dict: # name -> exp(-s_j), for reports (one host read)
+        return dict(zip(self.names, self.weight_vector().tolist()))
 
 # %% ../nbs/13_losses.ipynb #58d75ee4
 class FixedWeighting(nn.Module):
@@ -91,6 +94,7 @@ class FixedWeighting(nn.Module):
         "sum_j alpha_j L_j over the given losses."
         return sum(self.alpha[self.names.index(n)] * v for n, v in losses.items())
 
+    def weight_vector(self) -> torch.Tensor: return self.alpha.clone()
     def weights(self) -> dict: return dict(zip(self.names, self.alpha.tolist()))
 
 # %% ../nbs/13_losses.ipynb #03e1a36c
@@ -180,5 +184,5 @@ class PMNetLoss(nn.Module):
             raise ValueError(f"no loss term applies to outputs with fields {sorted(o.embeddings())}")
         terms = {**ids, **other}
         total = (self.weighting(ids) if ids else 0.) + sum(other.values())
-        w = self.weighting.weights()
-        return {'loss': total, **terms, **{'w' + n[2:]: y.new_tensor(w[n], dtype=torch.float32) for n in ids}}
+        w, names = self.weighting.weight_vector(), self.weighting.names
+        return {'loss': total, **terms, **{'w' + n[2:]: w[names.index(n)] for n in ids}}

@@ -135,13 +135,16 @@ def part_task_input(features:torch.Tensor, # (B, K, C, H, W): the K branch maps 
                                                                       f"{tuple(masks.shape)}")
     if boxes.shape != (B, K, 4):
         raise ValueError(f"boxes must be (B={B}, K={K}, 4), got {tuple(boxes.shape)}")
-    if (boxes[..., 2:] < boxes[..., :2]).any(): raise ValueError("boxes must be x1, y1, x2, y2 with x2 >= x1 "
-                                                                 "and y2 >= y1")
+    # On an accelerator, reading this flag would stall the host every step; there the boxes come from the
+    # part store, whose writer already refused inverted boxes (`check_part_entry`), or from k-means.
+    if boxes.device.type == 'cpu' and (boxes[..., 2:] < boxes[..., :2]).any():
+        raise ValueError("boxes must be x1, y1, x2, y2 with x2 >= x1 and y2 >= y1")
     m = F.interpolate(masks, size=(H, W), mode='area')
     x = (features * m[:, None]).flatten(0, 1)                                   # (B*K, C, H, W)
     # column 0 of the rois is the index of the map each box crops, exact in fp32 up to 2^24 maps
     idx = torch.arange(B * K, device=boxes.device, dtype=torch.float32)[:, None]
-    rois = torch.cat([idx, (boxes * boxes.new_tensor([W, H, W, H])).flatten(0, 1)], 1)
+    pixels = torch.stack([boxes[..., i] * (W, H)[i % 2] for i in range(4)], -1)  # no tensor from the host
+    rois = torch.cat([idx, pixels.flatten(0, 1)], 1)
     out = roi_align(x, rois, output_size=(H, W), spatial_scale=1.0, sampling_ratio=1, aligned=True)
     return out.view(B, K, C, H, W)
 

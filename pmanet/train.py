@@ -55,7 +55,9 @@ class TrainConfig(Config):
     find_unused_parameters: bool = False   # DDP: set when some parameters get no gradient in a step
     # epochs between evaluations (0 = never); the last epoch is always evaluated
     eval_every: int = number(0, 0)
-    log_every: int = number(1, 1)  # optimiser steps between per-step records in metrics.jsonl
+    # optimiser steps between host reads of the loss terms, each a per-step record in metrics.jsonl and a
+    # check for non-finite values; None: every step on a CPU, every 25 on a GPU (the host runs ahead)
+    log_every: int | None = number(None, 1, integer=True)
     progress: bool = True                  # a progress bar per epoch, with rate and ETA (rank 0 only)
     plot: bool = True                      # redraw training_curves.png after every epoch
     amp: str = 'auto'  # autocast: 'auto' (hardware.autocast_dtype), 'bf16', 'fp16', 'off' (fp32)
@@ -94,7 +96,8 @@ class TrainConfig(Config):
                    f'workers must be None or >= 0, got {self.workers}'),
                   (self.image_cache_mb >= 0, f'image_cache_mb must be >= 0, got {self.image_cache_mb}'),
                   (self.eval_every >= 0, f'eval_every must be >= 0 (0 = never), got {self.eval_every}'),
-                  (self.log_every >= 1, f'log_every must be >= 1, got {self.log_every}')]
+                  (self.log_every is None or self.log_every >= 1,
+                   f'log_every must be None or >= 1, got {self.log_every}')]
         if bad := [msg for ok, msg in checks if not ok]: raise ConfigError('TrainConfig: ' + '; '.join(bad))
         late = self.warmup_epochs >= self.epochs or any(m >= self.epochs for m in self.milestones)
         if self.epochs > 1 and late:
@@ -334,6 +337,9 @@ class Trainer:
             self.ddp_model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=ids, find_unused_parameters=self.cfg.find_unused_parameters)
         self.epoch, self.step, self.history = 0, 0, []   # epoch: number of completed epochs
+        # host reads of the loss terms: every step on a CPU, where nothing runs ahead, else every 25 steps
+        self.read_every = self.cfg.log_every or (1 if self.device.type == 'cpu' else 25)
+        self._pending, self._sums, self._steps = [], {}, 0
         set_seed(self.cfg.seed + rank(), self.cfg.deterministic)
         last = self.run_dir/'last.pt'
         if resume == 'auto': resume = last if last.exists() else None
@@ -404,12 +410,14 @@ class Trainer:
                 self.loader.generator.set_state(state['loader'])
         else: set_seed(self.cfg.seed + rank() + 100_003 * self.epoch, self.cfg.deterministic)
 
-    def _non_finite(self, what:str, batch_idx:int) -> NonFiniteLossError:
-        "The error for a non-finite `what` at the current step, saying what was left on disk."
-        last = self.run_dir/'last.pt'
+    def _non_finite(self, what:str, batch_idx:int, step:int) -> NonFiniteLossError:
+        "The error for a non-finite `what` at optimiser step `step`, saying what was left on disk."
+        last, later = self.run_dir/'last.pt', self.step + 1 - step
         return NonFiniteLossError(
-            f"{what} at epoch {self.epoch + 1}, step {self.step + 1} (batch {batch_idx + 1} of the epoch); "
-            "stopped before this update. "
+            f"{what} at epoch {self.epoch + 1}, step {step} (batch {batch_idx + 1} of the epoch); "
+            + ("stopped before this update. " if later == 0 else
+               f"found at the host read {later} steps later (TrainConfig.log_every = {self.read_every}; 1 "
+               "stops before the bad update), so the weights in memory are not to be trusted. ")
             + (
                 f"The last good checkpoint, {last}, is left as it was. "
                 if last.exists()
@@ -418,23 +426,35 @@ class Trainer:
             + "Lower the lr, set grad_clip, or check this batch's inputs."
         )
 
-    def _check_terms(self, terms, batch_idx:int) -> dict[str, float]:
-        """The loss terms as floats (one host sync), or `NonFiniteLossError` naming the first non-finite term,
-        on every rank."""
+    def _term_vector(self, terms) -> tuple[list, torch.Tensor]:
+        "The loss terms' names, and their values as one fp32 vector on the device (no host sync)."
         if not isinstance(terms, dict) or 'loss' not in terms:
             raise TypeError("the criterion must return a dict of scalar loss terms with key 'loss' (the "
                             f"total); got {list(terms) if isinstance(terms, dict) else type(terms).__name__}")
         if bad := [k for k, v in terms.items() if not (torch.is_tensor(v) and v.numel() == 1)]:
             raise TypeError(f"loss terms must be scalar tensors; not so: {', '.join(bad)}")
-        keys = list(terms)
-        vals = torch.stack([terms[k].detach().float().reshape(()) for k in keys])
+        return list(terms), torch.stack([terms[k].detach().float().reshape(()) for k in terms])
+
+    def _read_pending(self) -> dict[str, float]:
+        """Copy the values of the steps since the last read to the host (one sync, one all-reduce under DDP),
+        check them and add them to the epoch's sums; the last step's values. On every rank alike, the first
+        non-finite loss term (or gradient, unless the fp16 scaler handles it) raises `NonFiniteLossError`."""
+        vals = torch.cat([v for _, _, _, v in self._pending])
         flags = (~torch.isfinite(vals)).float()
         if is_distributed(): dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        host = torch.cat([vals, flags]).tolist()
-        values, flags = dict(zip(keys, host[:len(keys)])), dict(zip(keys, host[len(keys):]))
-        if any(flags.values()):
-            k = next(k for k in [*(k for k in keys if k != 'loss'), 'loss'] if flags[k])
-            raise self._non_finite(f"loss term {k!r} is not finite ({values[k]} on rank {rank()})", batch_idx)
+        host, at, pending, self._pending = torch.cat([vals, flags]).tolist(), 0, self._pending, []
+        for names, batch_idx, step, _ in pending:
+            values = dict(zip(names, host[at:at + len(names)]))
+            bad = dict(zip(names, host[len(vals) + at:len(vals) + at + len(names)]))
+            at += len(names)
+            if k := next((k for k in [*(k for k in names[:-1] if k != 'loss'), 'loss'] if bad[k]), None):
+                raise self._non_finite(f"loss term {k!r} is not finite ({values[k]} on rank {rank()})",
+                                       batch_idx, step)
+            if bad['grad_norm'] and not self.scaler.is_enabled():
+                raise self._non_finite(f"the gradient is not finite (norm {values['grad_norm']}) although "
+                                       "every loss term is", batch_idx, step)
+            for k, v in values.items(): self._sums[k] = self._sums.get(k, 0.0) + v
+            self._steps += 1
         return values
 
     def _to_device(self, batch) -> dict:
@@ -453,9 +473,9 @@ class Trainer:
             )
         return {k: move(v) for k, v in batch.items()}
 
-    def _train_step(self, batch, batch_idx:int) -> dict[str, float]:
-        """Forward, check, backward and update on one batch; the loss terms and the gradient norm before
-        clipping, as floats."""
+    def _train_step(self, batch, batch_idx:int, read:bool) -> dict[str, float]|None:
+        """Forward, backward and update on one batch. With `read`, first the host read of the pending steps'
+        loss terms and gradient norms (before clipping): the last one's, as floats."""
         batch = self._to_device(batch)
         self.optimizer.zero_grad(set_to_none=True)
         with (
@@ -465,19 +485,17 @@ class Trainer:
         ):
             outputs = self.forward(self.ddp_model, batch)
         terms = self.criterion(to_fp32(outputs), batch)    # losses in fp32, outside autocast
-        values = self._check_terms(terms, batch_idx)
+        names, vals = self._term_vector(terms)
         self.scaler.scale(terms['loss']).backward()
         if is_distributed():
             for p in self.criterion.parameters():
                 if p.grad is not None: dist.all_reduce(p.grad); p.grad /= world_size()
         self.scaler.unscale_(self.optimizer)   # no-op without fp16
         params = [*self.model.parameters(), *self.criterion.parameters()]
-        values['grad_norm'] = float(nn.utils.clip_grad_norm_(params,
-                                                             # inf: measure only
-                                                             self.cfg.grad_clip or float('inf')))
-        if not np.isfinite(values['grad_norm']) and not self.scaler.is_enabled():
-            raise self._non_finite(f"the gradient is not finite (norm {values['grad_norm']}) although every "
-                                   "loss term is", batch_idx)
+        norm = nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or float('inf'))   # inf: measure only
+        self._pending.append(([*names, 'grad_norm'], batch_idx, self.step + 1,
+                              torch.cat([vals, norm.detach().float().reshape(1)])))
+        values = self._read_pending() if read else None     # raises before this update
         self.scaler.step(self.optimizer); self.scaler.update()
         self.step += 1
         return values
@@ -489,25 +507,27 @@ class Trainer:
                     self.criterion):
             if hasattr(obj, 'set_epoch'): obj.set_epoch(e)
         self.model.train(); self.criterion.train()
-        lr, sums, n, t0 = self.optimizer.param_groups[0]['lr'], {}, 0, time.time()
+        lr, t0, self._sums, self._steps = self.optimizer.param_groups[0]['lr'], time.time(), {}, 0
         try: total = len(self.loader)
-        except TypeError: total = None   # an iterable-style dataset
+        except TypeError: total = None   # an iterable-style dataset: its last step is read after the loop
         bar = tqdm(self.loader, total=total, desc=f'epoch {e + 1}/{self.cfg.epochs}', unit='batch',
                    dynamic_ncols=True,
                    disable=not (self.cfg.progress and is_main_process()))
         for i, batch in enumerate(bar):
-            values = self._train_step(batch, i)
-            for k, v in values.items(): sums[k] = sums.get(k, 0.0) + v
-            n += 1
-            if self.step % self.cfg.log_every == 0:
-                self._log({'kind': 'step', 'epoch': e + 1, 'step': self.step, 'lr': lr, **values})
-            bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f'{lr:.2e}', refresh=False)
+            step, stops = self.step + 1, 0 < self.cfg.max_iters <= self.step + 1
+            read = step % self.read_every == 0 or i + 1 == total or stops
+            if (values := self._train_step(batch, i, read)) is not None:
+                if self.step % self.read_every == 0:
+                    self._log({'kind': 'step', 'epoch': e + 1, 'step': self.step, 'lr': lr, **values})
+                bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f'{lr:.2e}', refresh=False)
             if self.stopped: break
         bar.close()
-        if n == 0: raise RuntimeError(f"the training loader yielded no batch in epoch {e + 1}: is the "
-                                      "dataset smaller than one batch (drop_last)?")
-        keys = list(sums)
-        t = torch.tensor([sums[k] for k in keys] + [n], dtype=torch.float64, device=self.device)
+        if self._pending: self._read_pending()
+        if self._steps == 0: raise RuntimeError(f"the training loader yielded no batch in epoch {e + 1}: is "
+                                                "the dataset smaller than one batch (drop_last)?")
+        keys = list(self._sums)
+        t = torch.tensor([self._sums[k] for k in keys] + [self._steps], dtype=torch.float64,
+                         device=self.device)
         if is_distributed(): dist.all_reduce(t)
         means = dict(zip(keys, (t[:-1] / t[-1]).tolist()))
         return {'kind': 'epoch', 'epoch': e + 1, 'step': self.step, 'lr': lr, **means,
