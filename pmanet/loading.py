@@ -289,7 +289,7 @@ def _sample_bytes(sample:dict) -> int: return sum(v.numel() * v.element_size() f
 def make_train_loader(dataset:ReidImageDataset, # the training images
                       P:int=4, # identities per batch (per rank), paper IV-B-1
                       Q:int=8, # images per identity, paper IV-B-1
-                      seed:int=0, # batches and worker seeds follow (seed, epoch)
+                      seed:int=0, # batches and worker seeds follow (seed, epoch, rank)
                       # DataLoader worker processes (None: `hardware.loader_workers`)
                       num_workers:int|None=None,
                       # DDP world size (default: torch.distributed's, if initialised)
@@ -310,11 +310,11 @@ def make_train_loader(dataset:ReidImageDataset, # the training images
 
 def set_loader_epoch(loader:DataLoader, epoch:int):
     """Start epoch `epoch` of a `make_train_loader` loader: the sampler's batches and the workers' seeds
-    follow (seed, epoch)."""
-    loader.batch_sampler.set_epoch(epoch)
-    loader.generator.manual_seed(
-        int(np.random.SeedSequence([loader.batch_sampler.seed, epoch]).generate_state(1)[0])
-    )
+    follow (seed, epoch, rank)."""
+    sampler = loader.batch_sampler
+    sampler.set_epoch(epoch)
+    key = [sampler.seed, epoch] + ([sampler.rank] if sampler.rank else [])   # rank 0: one process's seeds
+    loader.generator.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
 
 # %% ../nbs/06_loading.ipynb #c2718ebf
 def make_eval_loader(dataset:ReidImageDataset, # query or gallery images (with `eval_transform`)
