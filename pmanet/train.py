@@ -285,6 +285,17 @@ class NonFiniteLossError(PmanetError, FloatingPointError):
     "A loss term or the gradient became NaN or infinite; training stopped before the bad update."
 
 # %% ../nbs/07_train.ipynb #10ae94e4
+def _match_param_layout(optimizer:torch.optim.Optimizer):
+    """Give each per-parameter optimiser state the memory layout of its parameter. A checkpoint written in
+    NCHW and resumed channels-last (a CPU run below 96 px continued on CUDA, say) would otherwise hand fused
+    Adam NCHW moments for NHWC weights, which it refuses."""
+    for group in optimizer.param_groups:
+        for p in group['params']:
+            state = optimizer.state.get(p, {})
+            for k, v in state.items():
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
 class Trainer:
     """One training loop for PANet and PMNet: Adam + warm-up schedule, AMP, DDP, checkpoints that survive a
     kill, logs."""
@@ -401,6 +412,7 @@ class Trainer:
         check_fits(ckpt['arch']['criterion'], describe_module(self.criterion), 'criterion', path)
         self.model.load_state_dict(ckpt['model']); self.criterion.load_state_dict(ckpt['criterion'])
         self.optimizer.load_state_dict(ckpt['optimizer']); self.scheduler.load_state_dict(ckpt['scheduler'])
+        _match_param_layout(self.optimizer)
         if ckpt['scaler'] and self.scaler.is_enabled(): self.scaler.load_state_dict(ckpt['scaler'])
         self.epoch, self.step = ckpt['epoch'], ckpt['step']
         if len(ckpt['rng']) == world_size():
