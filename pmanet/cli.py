@@ -110,6 +110,12 @@ def error_line(e:BaseException) -> str:
         text = text.rstrip().splitlines()[-1].split(': ', 1)[-1]
     return text
 
+def _leave_process_group():
+    """Destroy torchrun's process group if a command joined one, on success or error: NCCL otherwise warns at
+    exit and may turn the exit code non-zero. Commands that never imported torch.distributed skip it."""
+    d = sys.modules.get('torch.distributed')
+    if d is not None and d.is_available() and d.is_initialized(): d.destroy_process_group()
+
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `pmanet` console script."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -128,7 +134,8 @@ def main(argv:list[str]|None=None) -> int:
         except SystemExit as e: return e.code if isinstance(e.code, int) else 2
         args.pop('pdb', None); args.pop('xtra', None)
         check_flags(argv[0], args)
-        res = func(**args)
+        try: res = func(**args)
+        finally: _leave_process_group()
     except Exception as e:
         if debug or not expected_error(e): raise
         print(f"pmanet: {error_line(e)}", file=sys.stderr)
