@@ -17,7 +17,7 @@ from .checkpoint import load_model, model_spec, register_model
 from .datasets import ReidDataset, read_dataset
 from .store import Store
 from .loading import AugmentConfig, ReidImageDataset, train_transform
-from .train import TrainConfig, Trainer, start_run, training_loader
+from .train import TrainConfig, Trainer, start_run, sync_bn_flag, training_loader
 from .outputs import MissingOutputError, ModelOutput
 from .backbone import BNNeck, RESNET_CHANNELS, ResNetBackbone, average_pool
 from .losses import BoTLoss
@@ -181,6 +181,8 @@ def train_panet_command(root:str, # dataset folder
                         device:str='auto', # 'auto', 'cpu', 'cuda'
                         seed:int=0, # random seed
                         max_iters:int=0, # stop after this many optimiser steps (0: no limit): a dry run
+                        # BatchNorm over the global batch under torchrun: auto (on above one GPU), on, off
+                        sync_bn:str='auto',
                         resume:bool=False): # continue the run in OUT from its last checkpoint
     "Train PANet (stage 1) on identity labels and GrabCut pseudo masks."
     # architecture flags given on the command line
@@ -189,7 +191,8 @@ def train_panet_command(root:str, # dataset folder
     if size is not None: arch['image_size'] = (size, size)
     cfg = PANetConfig(**arch)
     given = {k: v for k, v in dict(epochs=epochs, lr=lr).items() if v is not None}
-    tcfg = panet_train_config(**given, device=device, seed=seed, workers=workers, max_iters=max_iters)
+    tcfg = panet_train_config(**given, device=device, seed=seed, workers=workers, max_iters=max_iters,
+                              sync_bn=sync_bn_flag(sync_bn))
     fit_panet(read_dataset(root, dataset), masks, out, cfg, tcfg, ids_per_batch, images_per_id,
               resume='auto' if resume else None)
     print(f"PANet checkpoint: {Path(out)/'last.pt'}")

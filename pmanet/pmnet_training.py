@@ -17,7 +17,7 @@ from .checkpoint import load_model, model_spec
 from .datasets import ReidDataset, read_dataset
 from .store import Store, StoreError
 from .loading import AugmentConfig, ReidImageDataset, train_transform
-from .train import TrainConfig, Trainer, start_run, training_loader
+from .train import TrainConfig, Trainer, start_run, sync_bn_flag, training_loader
 from .backbone import BoTBaseline
 from .losses import BoTLoss
 from .panet import load_panet
@@ -182,6 +182,8 @@ def train_command(root:str, # dataset folder
                   test_size:int=None,
                   resume:bool=False, # continue the run in OUT from its last checkpoint
                   max_iters:int=0, # stop after this many optimiser steps (0: no limit): a dry run
+                  # BatchNorm over the global batch under torchrun: auto (on above one GPU), on, off
+                  sync_bn:str='auto',
                   quiet:bool=False): # no progress bars
     """Train PMNet (stage 2) on a dataset's part store, or the BoT baseline; scored on the test split every
     EVAL_EVERY epochs."""
@@ -189,7 +191,7 @@ def train_command(root:str, # dataset folder
     # the schedule scales to epochs
     given = {k: v for k, v in dict(epochs=epochs, lr=lr).items() if v is not None}
     tcfg = TrainConfig(**given, device=device, seed=seed, eval_every=eval_every, progress=not quiet,
-                       workers=workers, max_iters=max_iters)
+                       workers=workers, max_iters=max_iters, sync_bn=sync_bn_flag(sync_bn))
     # architecture flags given on the command line
     arch = {} if depth is None else {'depth': depth}
     if weights is not None: arch['weights'] = None if weights == 'none' else weights

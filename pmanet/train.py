@@ -18,7 +18,8 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
-from .core import Config, ConfigError, PmanetError, atomic_write, folder_lock, number, set_seed
+from pmanet.core import Config, ConfigError, PmanetError, UsageError, atomic_write, folder_lock, number, \
+    set_seed
 from .hardware import AMP_CHOICES, autocast_dtype, describe_precision, get_device, loader_workers, \
     precision_name, precision_report, set_threads, to_fp32, usable_cpus, use_channels_last
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, check_fits, config_differences, \
@@ -26,10 +27,10 @@ from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, check_fits, config_d
 from .loading import ReidImageDataset, make_train_loader
 
 # %% auto #0
-__all__ = ['RESUME_FREE', 'TrainConfig', 'warmup_multistep_factor', 'make_optimizer', 'is_distributed', 'world_size', 'rank',
-           'local_rank', 'local_world_size', 'is_main_process', 'barrier', 'init_distributed', 'cleanup_distributed',
-           'start_run', 'training_loader', 'rng_state', 'set_rng_state', 'read_metrics', 'plot_training_curves',
-           'NonFiniteLossError', 'Trainer']
+__all__ = ['SYNC_BN_FLAG', 'RESUME_FREE', 'TrainConfig', 'warmup_multistep_factor', 'make_optimizer', 'is_distributed',
+           'world_size', 'rank', 'local_rank', 'local_world_size', 'is_main_process', 'barrier', 'init_distributed',
+           'cleanup_distributed', 'start_run', 'sync_bn_flag', 'training_loader', 'rng_state', 'set_rng_state',
+           'read_metrics', 'plot_training_curves', 'NonFiniteLossError', 'Trainer']
 
 # %% ../nbs/07_train.ipynb #e338bc20
 @dataclasses.dataclass
@@ -51,7 +52,8 @@ class TrainConfig(Config):
     device: str = 'auto'  # 'auto', 'cpu', 'cuda'; under torchrun each rank takes cuda:LOCAL_RANK
     seed: int = number(0, 0, 2**32 - 1)  # seeds python/numpy/torch when a run starts (seed + rank under DDP)
     deterministic: bool = False            # deterministic kernels (needed for a bit-identical resume on GPU)
-    sync_bn: bool = False                  # DDP on CUDA: BatchNorm statistics over the global batch
+    # DDP on CUDA: BatchNorm statistics over the global batch; 'auto': on with more than one GPU
+    sync_bn: bool | str = 'auto'
     find_unused_parameters: bool = False   # DDP: set when some parameters get no gradient in a step
     # epochs between evaluations (0 = never); the last epoch is always evaluated
     eval_every: int = number(0, 0)
@@ -89,6 +91,8 @@ class TrainConfig(Config):
 
                   (self.grad_clip >= 0, f'grad_clip must be >= 0 (0 = off), got {self.grad_clip}'),
                   (self.amp in AMP_CHOICES, f"amp must be 'auto', 'bf16', 'fp16' or 'off', got {self.amp!r}"),
+                  (self.sync_bn in (True, False, 'auto'),
+                   f"sync_bn must be True, False or 'auto', got {self.sync_bn!r}"),
                   (self.channels_last in (True, False, 'auto'),
                    f"channels_last must be True, False or 'auto', got {self.channels_last!r}"),
                   (self.threads >= 0, f'threads must be >= 0 (0: one per core), got {self.threads}'),
@@ -190,6 +194,13 @@ def start_run(cfg:TrainConfig): # the run's settings (device, seed, deterministi
     models."""
     init_distributed('nccl' if get_device(cfg.device).type == 'cuda' else 'gloo')
     set_seed(cfg.seed, cfg.deterministic)
+
+SYNC_BN_FLAG = {'auto': 'auto', 'on': True, 'off': False}  # `--sync-bn` of the training commands
+
+def sync_bn_flag(value:str) -> bool|str: # 'auto', 'on' or 'off'
+    "TrainConfig.sync_bn for a training command's `--sync-bn` value."
+    if value not in SYNC_BN_FLAG: raise UsageError(f"--sync-bn must be auto, on or off, got {value!r}")
+    return SYNC_BN_FLAG[value]
 
 def training_loader(dataset:ReidImageDataset, # the training images (with a training transform)
                     P:int, Q:int, # identities per batch, images per identity
@@ -331,10 +342,12 @@ class Trainer:
             dist.broadcast_object_list(choice, 0)
             self.amp_dtype = choice[0]
         self.channels_last = use_channels_last(self.cfg.channels_last, self.device, input_size)
-        if self.cfg.sync_bn and is_distributed():
+        self.sync_bn = (self.device.type == 'cuda' and world_size() > 1 if self.cfg.sync_bn == 'auto'
+                        else self.cfg.sync_bn and is_distributed())
+        if self.sync_bn:
             if self.device.type != 'cuda':
                 raise ConfigError("sync_bn=True needs CUDA (torch's SyncBatchNorm runs on GPUs only); set "
-                                  "sync_bn=False")
+                                  "sync_bn=False or 'auto'")
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         fmt = torch.channels_last if self.channels_last else torch.preserve_format
         self.model, self.criterion = model.to(self.device, memory_format=fmt), criterion.to(self.device)
@@ -367,6 +380,7 @@ class Trainer:
                 'channels_last': self.channels_last, 'threads': self.threads,
                 'cudnn_benchmark': self.device.type == 'cuda' and torch.backends.cudnn.benchmark,
                 'distributed': f'{dist.get_backend()} x {world_size()}' if is_distributed() else 'off',
+                'sync_bn': self.sync_bn,
                 **_loader_setup(self.loader)}
 
     def precision_report(self) -> dict:
