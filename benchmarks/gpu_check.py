@@ -1,51 +1,85 @@
 #!/usr/bin/env python
 """The first thing to run on a rented GPU: the engine's GPU paths at the paper's sizes, timed, in one go.
 
-One process, one markdown table, in under 10 minutes on one H200:
+One process, one markdown table. Every timed row warms up outside its timed region (untimed steps or an
+untimed pass, so that DataLoader workers have started and cuDNN's benchmark mode has tuned), times batches
+of one fixed shape only, and reports a steady state: the median of its timed repeats. The rows that step the
+Trainer on a fixed batch end with one more, untimed step, since the Trainer reads the loss terms on the host
+after an epoch's last batch whatever `log_every`.
 
-1. Training-step throughput (images/s) of the BoT baseline and PMNet, ResNet-50 from random weights at
-   256x256, batch 4 x 8 = 32 (paper IV-B-1), in fp32, bf16 autocast and fp16 autocast (with the grad scaler),
-   each with and without channels-last, and the peak GPU memory of each. The steps run through
-   `pmanet.train.Trainer` (autocast, grad scaler, loss checks, fused Adam, cuDNN benchmark mode) on one fixed
-   batch in pinned memory, so that data loading is left out; the fp16 rows count the steps the scaler skipped.
-2. One epoch of the synthetic benchmark (`pmanet synthetic`'s default set, ground-truth masks with uniform
-   part boxes as the part store) through `pmanet train` under `torchrun --nproc-per-node 1`: NCCL on a GPU
-   (gloo on a CPU), DDP, the distributed identity sampler, pinned memory, the default worker count,
-   the evaluation on rank 0 and the checkpoint.
-3. Feature extraction throughput of that checkpoint over the benchmark's test images, as `pmanet eval` runs it
-   (JPEG decoding and loading included): as PMANet° (images only) and as PMANet (images, masks and boxes).
-4. ONNX export of that checkpoint traced on the device, and the largest difference between ONNX Runtime's
-   output and eager PyTorch on the device (`pmanet export` refuses more than 1e-3 on the unit embedding).
+1. `train step BoT`, `train step PMNet` (12 rows): images/s, ms/step and peak GPU memory of training steps
+   of the BoT baseline and PMNet, ResNet-50 from random weights at 256x256, batch 4 x 8 = 32 (paper IV-B-1),
+   in fp32, bf16 autocast and fp16 autocast (with the grad scaler), each with and without channels-last. The
+   steps run through `pmanet.train.Trainer` (autocast, grad scaler, loss checks, fused Adam, cuDNN benchmark
+   mode) on one fixed batch in pinned memory, so that data loading is left out: 5 untimed steps, then the
+   median of 4 repeats of 5 steps. The fp16 rows count the steps the scaler skipped (of all the row's steps).
+2. `train step PMNet, B x K > 256`: the same for PMNet in bf16 at batch 36 x 8 = 288, B x K = 864 part crops
+   (K = PMNetConfig.num_parts = 3), and a correctness check that fails the row: in PMNet's bf16 forward of
+   that batch, each image's Partial Task input (`pmnet.part_task_input`: masked maps cropped by roi_align)
+   must match the fp32 crops of that image alone (roi indices 0..K-1, exact in any precision) within 1e-2 of
+   the largest value. An roi index rounded in bf16 (integers above 256 are not exact) crops another map and
+   fails it.
+3. `host syncs / step`: operations that make the host wait for the device
+   (`pmanet.hardware.count_host_syncs`) per training step of BoT and PMNet at the default precision, counted
+   over 25 steps after the warm-up with `log_every=25` (one host read of the loss terms in the window).
+   Reported, never failed.
+4. `torchrun epochs (PMNet)`: `pmanet train` on the synthetic benchmark (`pmanet synthetic`'s default set,
+   ground-truth masks with uniform part boxes as the part store) for 3 epochs under `torchrun
+   --nproc-per-node 1`: NCCL on a GPU (gloo on a CPU), DDP, the distributed identity sampler, pinned memory,
+   the default worker count, evaluation on rank 0 after the last epoch, the checkpoint. Steps/s is the
+   median over epochs 2-3 of the run's metrics.jsonl epoch records (`seconds`: the epoch's training loop,
+   its DataLoader's worker start included as in every epoch of `pmanet train`; process start-up, NCCL set-up
+   and the first epoch's cuDNN tuning left out). The row fails unless the run exits 0 with no warning on
+   stderr that `destroy_process_group()` was not called.
+5. `feature extraction` as PMANet° (images only) and PMANet (images, masks and boxes): images/s of that
+   checkpoint over the benchmark's test images as `pmanet eval` embeds them (JPEG decoding and loading
+   included, batch 64), 1536 images a pass (24 full batches) through one loader with persistent workers: one
+   untimed pass, then the median of 4.
+6. `ONNX export`: PMANet° exported from that checkpoint traced on the device, and the largest difference
+   between ONNX Runtime's output and eager PyTorch on the device (`pmanet export` refuses more than 1e-3 on
+   the unit embedding); untimed apart from the seconds the row took.
 
-Without CUDA it runs small (`--cpu-small`, automatic: ResNet-18 at 64x64, batch 2 x 4, one timed step, a tiny
-synthetic set, no fp16 rows: CPUs have no fast fp16 kernels), so that CI keeps it working
-(tests/test_gpu_check.py); its numbers say nothing about a GPU. A check that fails is reported in its row and
-the script exits with status 1 after the table.
+On the GPU machine, from the repository root (about 5 minutes on one H200: an estimate from the sizes above,
+not a measurement: ~2 min for the 12 step rows, ~0.5 min for rows 2-3, ~2 min for the synthetic set, the
+torchrun run and its evaluation, ~0.5 min for rows 5-6):
 
-    python benchmarks/gpu_check.py --out gpu_check.md      # on the GPU machine, from the repository root
+    python benchmarks/gpu_check.py --out gpu_check.md
+
+Without CUDA it runs small (`--cpu-small`, automatic: ResNet-18 at 64x64, batch 2 x 4, one untimed and one
+timed step; row 2 at 32x32 with batch 12 x 8 = 96, still 288 crops; syncs counted over 1 step with
+`log_every=1`, the CPU default; a tiny synthetic set; 64 images a pass; no fp16 rows: CPUs have no fast fp16
+kernels), so that CI keeps it working (tests/test_gpu_check.py); its numbers say nothing about a GPU. A check
+that fails is reported in its row and the script exits with status 1 after the table.
+
     python benchmarks/gpu_check.py --cpu-small             # the CI form
 
-pmanet need not be installed: `PYTHONPATH=. python3 benchmarks/gpu_check.py` runs from a checkout wherever its
-requirements are (a PyTorch image with ONNX Runtime and OpenCV typically lacks only fastcore, pure Python).
+pmanet need not be installed: `PYTHONPATH=. python3 benchmarks/gpu_check.py` runs from a checkout wherever
+its requirements are (a PyTorch image with ONNX Runtime and OpenCV typically lacks only fastcore, pure
+Python).
 """
 
-import argparse, gc, math, platform, shlex, shutil, subprocess, sys, tempfile, time
+import argparse, contextlib, gc, itertools, math, platform, shlex, shutil, statistics, subprocess, sys
+import tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import torch
+from torch.utils.data import DataLoader
 
+import pmanet.pmnet
 from pmanet.backbone import BoTBaseline
 from pmanet.checkpoint import load_model
 from pmanet.core import markdown_table
 from pmanet.datasets import read_veri776
 from pmanet.export import compare_to_eager, export_onnx
-from pmanet.features import embed_records
+from pmanet.features import extract_features, image_forward, parts_forward
 from pmanet.gallery import embedder_for
-from pmanet.hardware import precision_report, usable_cpus
+from pmanet.hardware import count_host_syncs, loader_workers, precision_name, precision_report, usable_cpus
+from pmanet.loading import AugmentConfig, ReidImageDataset, eval_transform
 from pmanet.losses import BoTLoss
 from pmanet.parts import uniform_boxes, write_part_store
-from pmanet.pmnet import PMNet, PMNetConfig, pmnet_forward
+from pmanet.pmnet import PMNet, PMNetConfig, part_task_input, pmnet_forward
 from pmanet.pmnet_training import open_part_store
 from pmanet.recipes import PMNET_BATCH, cli_command
 from pmanet.synthetic import SyntheticConfig, load_ground_truth, make_synthetic
@@ -54,6 +88,9 @@ from pmanet.train import Trainer, TrainConfig, read_metrics
 VERI776_IDS = 576  # training identities of VeRi776: the size of the classifiers (paper IV-A)
 PRECISIONS = {'fp32': 'off', 'bf16': 'bf16', 'fp16': 'fp16'}  # row label -> TrainConfig.amp
 ONNX_TOLERANCE = 1e-3  # what `pmanet export` accepts on the unit embedding
+CROP_TOLERANCE = 1e-2  # bf16 vs fp32 part crops, relative to the largest value (bf16 keeps 8 bits)
+EVAL_BATCH = 64  # `pmanet eval`'s batch
+NOT_DESTROYED = 'destroy_process_group'  # named by the warning of a process group left at exit
 
 
 @dataclass
@@ -64,55 +101,75 @@ class Sizes:
     P: int  # identities per batch
     Q: int  # images per identity
     warmup: int  # untimed steps (cuDNN benchmark mode times its algorithms on the first)
-    steps: int  # timed steps
-    synthetic: SyntheticConfig  # the benchmark of the torchrun epoch
-    repeats: int  # passes over the test images for feature extraction
+    steps: int  # steps per timed repeat
+    repeats: int  # timed repeats (the median counts); also the timed passes of feature extraction
+    big: tuple  # (P, Q, size) of the bf16 row with B x K > 256
+    log_every: int  # the sync rows' steps between host reads of the loss terms, and the steps they count
+    synthetic: SyntheticConfig  # the benchmark of the torchrun run
+    epochs: int  # of the torchrun run; the first is left out of its steps/s
+    eval_images: int  # feature extraction: images a pass, a multiple of EVAL_BATCH
 
 
-PAPER = Sizes(50, 256, *PMNET_BATCH, warmup=5, steps=20, synthetic=SyntheticConfig(), repeats=4)
-CPU_SMALL = Sizes(18, 64, 2, 4, warmup=1, steps=1, repeats=1,
+PAPER = Sizes(50, 256, *PMNET_BATCH, warmup=5, steps=5, repeats=4, big=(36, 8, 256), log_every=25,
+              synthetic=SyntheticConfig(), epochs=3, eval_images=24 * EVAL_BATCH)
+CPU_SMALL = Sizes(18, 64, 2, 4, warmup=1, steps=1, repeats=1, big=(12, 8, 32), log_every=1, epochs=3,
+                  eval_images=EVAL_BATCH,
                   synthetic=SyntheticConfig(train_ids=4, test_ids=3, images_per_id=4, cameras=3,
                                             cameras_per_id=(2, 3), size=64))
 
 
-class TimedBatches:
-    "One batch `n` times, noting the time before each and after the last, once the device has finished."
+class FixedBatches:
+    """One batch: `warmup` untimed times, `repeats` x `steps` timed ones, and one more untimed (the Trainer
+    reads the loss terms on the host after an epoch's last batch, whatever `log_every`). Notes the time (once
+    the device has finished) at the start of each repeat and at the end of the last; with `count`, `syncs`
+    counts the host syncs of the timed steps."""
 
-    def __init__(self, batch: dict, n: int, device: torch.device):
-        self.batch, self.n, self.device, self.times = batch, n, device, []
+    def __init__(self, batch: dict, s: Sizes, device: torch.device, steps: int, repeats: int, count=False):
+        self.batch, self.warmup, self.steps, self.repeats = batch, s.warmup, steps, repeats
+        self.device, self.count, self.times, self.syncs = device, count, [], None
 
     def __len__(self):
-        return self.n
+        return self.warmup + self.steps * self.repeats + 1
 
     def __iter__(self):
-        for _ in range(self.n):
-            self._mark()
-            yield self.batch
-        self._mark()
+        with contextlib.ExitStack() as stack:
+            for i in range(len(self)):
+                timed = i - self.warmup  # steps * repeats: the last, untimed batch
+                if timed >= 0 and timed % self.steps == 0:
+                    self._mark()
+                if timed == 0 and self.count:
+                    self.syncs = stack.enter_context(count_host_syncs())
+                if i == len(self) - 1:
+                    stack.close()
+                yield self.batch
 
     def _mark(self):
         if self.device.type == 'cuda':
             torch.cuda.synchronize()
         self.times.append(time.perf_counter())
 
+    def seconds_per_step(self) -> float:
+        "The median over the repeats of their mean step time."
+        return statistics.median((b - a) / self.steps for a, b in itertools.pairwise(self.times))
 
-def _network(name: str, s: Sizes):
+
+def _network(name: str, depth: int, size: int):
     "Model, criterion and engine forward of BoT or PMNet at the paper's settings (random weights)."
     if name == 'BoT':
-        return BoTBaseline(VERI776_IDS, s.depth, None), BoTLoss(), None
-    cfg = PMNetConfig(depth=s.depth, weights=None, image_size=(s.size, s.size))
+        return BoTBaseline(VERI776_IDS, depth, None), BoTLoss(), None
+    cfg = PMNetConfig(depth=depth, weights=None, image_size=(size, size))
     return PMNet(cfg, VERI776_IDS), cfg.make_criterion(), pmnet_forward
 
 
-def _batch(s: Sizes, parts: bool, pin: bool) -> dict:
-    "A P x Q batch of random images (PMNet: with a centred mask and K=3 stripes), pinned for a GPU."
-    B, g = s.P * s.Q, torch.Generator().manual_seed(0)
-    batch = {'image': torch.randn(B, 3, s.size, s.size, generator=g),
-             'pid': torch.arange(s.P).repeat_interleave(s.Q)}
+def _batch(P: int, Q: int, size: int, parts: bool, pin: bool) -> dict:
+    """A P x Q batch of random images (PMNet: with a centred mask and PMNetConfig's K uniform stripes), pinned
+    for a GPU."""
+    B, g = P * Q, torch.Generator().manual_seed(0)
+    batch = {'image': torch.randn(B, 3, size, size, generator=g), 'pid': torch.arange(P).repeat_interleave(Q)}
     if parts:
-        mask, m = torch.zeros(B, 1, s.size, s.size), s.size // 8
+        K, mask, m = PMNetConfig.num_parts, torch.zeros(B, 1, size, size), size // 8
         mask[..., m:-m, m:-m] = 1
-        batch['mask'], batch['boxes'] = mask, torch.from_numpy(uniform_boxes(3)).expand(B, 3, 4).clone()
+        batch['mask'], batch['boxes'] = mask, torch.from_numpy(uniform_boxes(K)).expand(B, K, 4).clone()
     return {k: v.pin_memory() if pin else v for k, v in batch.items()}
 
 
@@ -123,84 +180,168 @@ def _free(device: torch.device):
         torch.cuda.reset_peak_memory_stats()
 
 
+def _fit(name: str, size: int, loader: FixedBatches, s: Sizes, device: torch.device, run: Path, **cfg):
+    "A Trainer of `name` (random weights) fitted for one epoch over `loader`; its run folder is removed."
+    model, criterion, forward = _network(name, s.depth, size)
+    tcfg = TrainConfig(epochs=1, device=device.type, progress=False, plot=False, **cfg)
+    _free(device)
+    trainer = Trainer(model, criterion, loader, run, tcfg, forward=forward, input_size=(size, size))
+    trainer.fit()
+    shutil.rmtree(run)  # a ResNet-50 checkpoint with Adam's state is ~0.3-0.6 GB
+    return trainer
+
+
+def _speed(loader: FixedBatches, B: int, device: torch.device, trainer: Trainer) -> dict:
+    "The row's steady-state speed, peak memory and what the loss did."
+    seconds, loss = loader.seconds_per_step(), trainer.history[-1]['loss']
+    return {'images/s': round(B / seconds, 1), 'ms/step': round(1000 * seconds, 1),
+            'peak GiB': f'{torch.cuda.max_memory_allocated() / 2**30:.2f}' if device.type == 'cuda' else '-',
+            'note': 'loss finite' if math.isfinite(loss) else 'NON-FINITE LOSS'}
+
+
 def train_step_row(name: str, precision: str, channels_last: bool, s: Sizes, device: torch.device,
                    work: Path) -> dict:
-    "Images/s of training steps (after the warm-up), peak memory, and what the loss and the scaler did."
-    model, criterion, forward = _network(name, s)
-    loader = TimedBatches(_batch(s, name == 'PMNet', device.type == 'cuda'), s.warmup + s.steps, device)
-    cfg = TrainConfig(epochs=1, device=device.type, amp=PRECISIONS[precision], channels_last=channels_last,
-                      progress=False, plot=False)
-    run = work / f'steps-{name}-{precision}-{int(channels_last)}'
-    _free(device)
-    trainer = Trainer(model, criterion, loader, run, cfg, forward=forward, input_size=(s.size, s.size))
-    trainer.fit()
-    seconds = (loader.times[-1] - loader.times[s.warmup]) / s.steps
-    steps = [r for r in read_metrics(run / 'metrics.jsonl') if r['kind'] == 'step']
-    row = {'images/s': round(s.P * s.Q / seconds, 1), 'ms/step': round(1000 * seconds, 1),
-           'peak GiB': f'{torch.cuda.max_memory_allocated() / 2**30:.2f}' if device.type == 'cuda' else '-',
-           'note': 'loss finite' if all(math.isfinite(r['loss']) for r in steps) else 'NON-FINITE LOSS'}
+    "Images/s of training steps at steady state, peak memory, and what the loss and the scaler did."
+    loader = FixedBatches(_batch(s.P, s.Q, s.size, name == 'PMNet', device.type == 'cuda'), s, device,
+                          s.steps, s.repeats)
+    trainer = _fit(name, s.size, loader, s, device, work / f'steps-{name}-{precision}-{int(channels_last)}',
+                   amp=PRECISIONS[precision], channels_last=channels_last)
+    row = _speed(loader, s.P * s.Q, device, trainer)
     if precision == 'fp16':
-        skipped = sum(not math.isfinite(r['grad_norm']) for r in steps)
-        row['note'] += f', {skipped} of {len(steps)} steps skipped by the scaler'
-    del trainer, model, criterion
-    shutil.rmtree(run)  # a ResNet-50 checkpoint with Adam's state is ~0.3-0.6 GB
+        # GradScaler starts at 2**16 and halves on each skipped step (it grows only after 2000 good ones)
+        skipped = round(math.log2(2.0**16 / trainer.scaler.get_scale()))
+        row['note'] += f', {skipped} of {len(loader)} steps skipped by the scaler'
     return row
 
 
+def _recorded_part_input(model, batch: dict, device: torch.device):
+    "The arguments and the result of `part_task_input` in one bf16-autocast forward of PMNet on `batch`."
+    seen = {}
+
+    def record(*args):
+        seen['args'], seen['out'] = args, part_task_input(*args)
+        return seen['out']
+
+    batch = {k: v.to(device) for k, v in batch.items()}
+    with mock.patch.object(pmanet.pmnet, 'part_task_input', record), torch.no_grad(), \
+            torch.autocast(device.type, dtype=torch.bfloat16):
+        pmnet_forward(model, batch)
+    return seen['args'], seen['out']
+
+
+def check_bf16_crops(model, batch: dict, device: torch.device) -> str:
+    """Raise unless each image's Partial Task input in PMNet's bf16 forward of `batch` matches the fp32 crops
+    of that image alone (its K roi indices exact in any precision); what was compared, in words."""
+    (features, masks, boxes), got = _recorded_part_input(model, batch, device)
+    with torch.no_grad():
+        ref = torch.cat([part_task_input(*(t[b:b + 1].float() for t in (features, masks, boxes)))
+                         for b in range(len(features))])
+    scale = ref.abs().amax().item()
+    err = (got.float() - ref).abs().amax().item() / scale
+    # the crop an roi index off by one would take: the previous roi's map (bf16 rounds 257 to 256, ...)
+    flat = ref.flatten(0, 1).flatten(1)
+    apart = (flat - flat.roll(1, 0)).abs().amax(1).min().item() / scale
+    B, K = boxes.shape[:2]
+    words = (f"{B * K} crops of {features.dtype} maps vs fp32 per image: max diff {err:.1e}, neighbouring "
+             f"rois' crops >= {apart:.1e} apart (of the largest value)")
+    if not err <= CROP_TOLERANCE < apart:
+        raise RuntimeError(f"{words}; wanted diff <= {CROP_TOLERANCE:g} < apart")
+    return words
+
+
+def big_batch_row(s: Sizes, device: torch.device, work: Path) -> dict:
+    "PMNet's bf16 training steps at a batch with B x K > 256, and its part crops checked against fp32."
+    P, Q, size = s.big
+    batch = _batch(P, Q, size, True, device.type == 'cuda')
+    loader = FixedBatches(batch, s, device, s.steps, s.repeats)
+    trainer = _fit('PMNet', size, loader, s, device, work / 'steps-big', amp='bf16')
+    row = _speed(loader, P * Q, device, trainer)
+    row['note'] += '; ' + check_bf16_crops(trainer.model, batch, device)
+    return row
+
+
+def host_sync_row(name: str, s: Sizes, device: torch.device, work: Path) -> dict:
+    """Host syncs per training step at steady state: counted over `s.log_every` steps after the warm-up, with
+    one host read of the loss terms among them."""
+    loader = FixedBatches(_batch(s.P, s.Q, s.size, name == 'PMNet', device.type == 'cuda'), s, device,
+                          s.log_every, 1, count=True)
+    trainer = _fit(name, s.size, loader, s, device, work / f'syncs-{name}', log_every=s.log_every)
+    n, syncs = s.log_every, loader.syncs
+    ops = ', '.join(f'{k} {v / n:.2g}' for k, v in syncs.counts.most_common()) or 'none'
+    return {'syncs/step': f'{syncs.total / n:.2f}',
+            'note': f"{precision_name(trainer.amp_dtype)}, over {n} step{'s' * (n > 1)}; per step: {ops}"}
+
+
 def benchmark_set(work: Path, s: Sizes, device: torch.device):
-    "The synthetic benchmark and a part store of its true masks with K=3 uniform stripes."
+    "The synthetic benchmark and a part store of its true masks with K uniform stripes."
     workers = usable_cpus() if device.type == 'cuda' else 0
     root = make_synthetic(work / 'synthetic', s.synthetic, workers=workers)
     truth, data = load_ground_truth(root), read_veri776(root, verbose=False)
-    boxes = uniform_boxes(3)
+    boxes = uniform_boxes(PMNetConfig.num_parts)
     records = data.train + data.query + data.gallery
     write_part_store(work / 'parts', ((r.key, truth[r.key]['mask'], boxes) for r in records),
                      {'truth': 'uniform'})
     return data, root, work / 'parts'
 
 
-def torchrun_epoch(root: Path, parts: Path, s: Sizes, device: torch.device, work: Path):
-    "One epoch of `pmanet train` (PMNet, evaluated at its end) under torchrun with one process."
+def torchrun_epochs(root: Path, parts: Path, s: Sizes, device: torch.device, work: Path):
+    """`s.epochs` epochs of `pmanet train` (PMNet, evaluated after the last) under torchrun with one process;
+    steps/s over the epochs after the first."""
     out = work / 'torchrun'
-    line = cli_command('train', root, parts, out, epochs=1, depth=s.depth, weights='none', size=s.size,
-                       ids_per_batch=s.P, images_per_id=s.Q, eval_every=1, quiet=True, device=device.type)
+    line = cli_command('train', root, parts, out, epochs=s.epochs, depth=s.depth, weights='none', size=s.size,
+                       ids_per_batch=s.P, images_per_id=s.Q, eval_every=s.epochs, quiet=True,
+                       device=device.type)
     # `python -c` rather than the `pmanet` console script, which a checkout on PYTHONPATH does not have
-    pmanet = [sys.executable, '-c', 'import sys; from pmanet.cli import main; sys.exit(main())']
+    pmanet_cli = [sys.executable, '-c', 'import sys; from pmanet.cli import main; sys.exit(main())']
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '1',
-           '--no-python', *pmanet, *shlex.split(line)[1:]]
+           '--no-python', *pmanet_cli, *shlex.split(line)[1:]]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
     if proc.returncode:
         raise RuntimeError(f"exit code {proc.returncode}: {shlex.join(cmd)}\n" + proc.stdout[-3000:]
                            + proc.stderr[-3000:])
-    wall = time.perf_counter() - start
+    if NOT_DESTROYED in proc.stderr:
+        warning = next(w for w in proc.stderr.splitlines() if NOT_DESTROYED in w)
+        raise RuntimeError(f"the process group was not destroyed at exit: {warning.strip()}")
     records = read_metrics(out / 'metrics.jsonl')
-    setup, epoch = records[0], [r for r in records if r['kind'] == 'epoch'][-1]
-    row = {'images/s': round(epoch['step'] * s.P * s.Q / epoch['seconds'], 1),
-           'ms/step': round(1000 * epoch['seconds'] / epoch['step'], 1),
+    setup, epochs = records[0], [r for r in records if r['kind'] == 'epoch']
+    steps = [b['step'] - a['step'] for a, b in itertools.pairwise(epochs)]  # of epochs 2, 3, ...
+    rate = statistics.median(n / r['seconds'] for n, r in zip(steps, epochs[1:]))
+    row = {'images/s': round(rate * s.P * s.Q, 1), 'ms/step': round(1000 / rate, 1),
            'note': f"{setup['distributed']}, {setup['precision']}, {setup['workers']} workers; "
-                   f"{epoch['step']} steps in {epoch['seconds']:.1f} s, {wall:.0f} s in all with start-up "
-                   f"and evaluation (mAP {epoch['eval/mAP']:.3f})"}
+                   f"epochs 2-{len(epochs)}: {'/'.join(map(str, steps))} steps (worker start included); "
+                   f"epoch 1: {epochs[0]['step']} steps in {epochs[0]['seconds']:.1f} s; {wall:.0f} s in all "
+                   f"with start-up and evaluation (mAP {epochs[-1]['eval/mAP']:.3f}); "
+                   "no process group warning"}
     return row, out / 'last.pt'
 
 
 def feature_rows(checkpoint: Path, data, parts: Path, s: Sizes, device: torch.device):
-    "Images/s of `pmanet eval`'s feature extraction, PMANet° and PMANet, over the test images (with loading)."
+    """Images/s of `pmanet eval`'s feature extraction, PMANet° and PMANet, over the test images (loading
+    included): the median of `s.repeats` passes after an untimed one, through one loader with persistent
+    workers."""
     loaded = load_model(checkpoint)
     model = loaded.model.to(device)
     cfg = PMNetConfig.from_dict({**loaded.spec['config'], 'weights': None})
-    records = (data.query + data.gallery) * s.repeats
+    records = list(itertools.islice(itertools.cycle(data.query + data.gallery), s.eval_images))
     store = open_part_store(parts, cfg, records)
-    size = tuple(loaded.spec['image_size'])
-    precision = precision_report('auto', device)['inference']
+    transform = eval_transform(AugmentConfig(size=tuple(loaded.spec['image_size'])))
+    precision, workers = precision_report('auto', device)['inference'], loader_workers(None)
     rows = {}
-    for label, parts_store in (('PMANet°', None), ('PMANet', store)):
-        embed_records(model, records[:64], parts_store, size, device=device)  # warm-up
-        start = time.perf_counter()
-        feats, _, _ = embed_records(model, records, parts_store, size, device=device)
-        seconds = time.perf_counter() - start
-        rows[label] = {'images/s': round(len(records) / seconds, 1),
-                       'note': f"{len(records)} images, batch 64, {precision}, embeddings "
+    for label, parts_store, forward in (('PMANet°', None, image_forward), ('PMANet', store, parts_forward)):
+        loader = DataLoader(ReidImageDataset(records, transform, parts_store), batch_size=EVAL_BATCH,
+                            num_workers=workers, persistent_workers=workers > 0,
+                            pin_memory=device.type == 'cuda')
+        times = []
+        for _ in range(1 + s.repeats):  # the first pass starts the workers and tunes cuDNN: untimed
+            start = time.perf_counter()
+            feats, _, _ = extract_features(model, loader, device, forward=forward)
+            times.append(time.perf_counter() - start)
+        del loader  # its workers stop
+        rows[label] = {'images/s': round(len(records) / statistics.median(times[1:]), 1),
+                       'note': f"{len(records)} images a pass in full batches of {EVAL_BATCH}, median of "
+                               f"{s.repeats} after 1, {workers} workers, {precision}, embeddings "
                                f"{', '.join(feats)}"}
     return rows
 
@@ -227,7 +368,7 @@ def environment(device: torch.device, s: Sizes) -> str:
                  f"conv {torch.backends.cudnn.allow_tf32}")
     else:
         where = f"CPU {platform.processor() or platform.machine()}"
-    timed = f"{s.steps} timed step{'s' * (s.steps > 1)} after {s.warmup}"
+    timed = f"median of {s.repeats} x {s.steps} timed step{'s' * (s.steps > 1)} after {s.warmup} untimed"
     return (f"{where}; {usable_cpus()} cores; torch {torch.__version__}; ResNet-{s.depth} at "
             f"{s.size}x{s.size}, batch {s.P}x{s.Q}, {timed}")
 
@@ -254,7 +395,8 @@ def main(argv=None) -> int:
             failed.append(label)
             out = {'note': f'FAILED: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""}'}
             print(f'{label} / {setting} failed:', e, file=sys.stderr, flush=True)
-        row = {'check': label, 'setting': setting, 'images/s': '-', 'ms/step': '-', 'peak GiB': '-', **out}
+        row = {'check': label, 'setting': setting, 'images/s': '-', 'ms/step': '-', 'peak GiB': '-',
+               'syncs/step': '-', **out}
         rows.append(row)
         print(f"{label:<28} {setting:<22} {row['images/s']!s:>8} img/s ({time.perf_counter() - start:.0f} s) "
               f"{row['note']}", flush=True)
@@ -267,14 +409,20 @@ def main(argv=None) -> int:
                 run = cuda or precision != 'fp16'
                 check(f'train step {name}', f"{precision}{', channels-last' if cl else ''}",
                       (lambda: train_step_row(name, precision, cl, s, device, work)) if run else None)
+    P, Q, size = s.big
+    check('train step PMNet, B x K > 256', f'bf16, {P}x{Q} at {size}x{size}',
+          lambda: big_batch_row(s, device, work))
+    for name in ('BoT', 'PMNet'):
+        check('host syncs / step', f'{name}, log_every {s.log_every}',
+              lambda: host_sync_row(name, s, device, work))
     data, root, parts = benchmark_set(work, s, device)
     ckpt = {}
 
-    def epoch():
-        row, ckpt['path'] = torchrun_epoch(root, parts, s, device, work)
+    def epochs():
+        row, ckpt['path'] = torchrun_epochs(root, parts, s, device, work)
         return row
 
-    check('torchrun epoch (PMNet)', f"{len(data.train)} images, 1 process", epoch)
+    check('torchrun epochs (PMNet)', f"{len(data.train)} images, 1 process", epochs)
     if 'path' in ckpt:
         features = {}
 

@@ -6,11 +6,12 @@ Docs: https://pmanet.github.io/pmanet/backbone.html.md"""
 
 # %% ../nbs/12_backbone.ipynb #91e8f0be
 from __future__ import annotations
-import copy
+import copy, os
+from contextlib import contextmanager
 from pathlib import Path
 
+import torch.distributed as dist
 from torch import nn
-import torch.nn.functional as F
 from torchvision import models
 from torchvision.models import WeightsEnum
 
@@ -20,8 +21,8 @@ from .checkpoint import check_fits, describe_module, read_checkpoint, register_m
 from .outputs import ModelOutput
 
 # %% auto #0
-__all__ = ['RESNET_CHANNELS', 'imagenet_weights', 'resnet_last_stride1', 'ResNetBackbone', 'average_pool', 'BNNeck',
-           'BoTBaseline']
+__all__ = ['RESNET_CHANNELS', 'imagenet_weights', 'local_rank_zero_first', 'resnet_last_stride1', 'ResNetBackbone',
+           'average_pool', 'BNNeck', 'BoTBaseline']
 
 # %% ../nbs/12_backbone.ipynb #f5cf38ed
 RESNET_CHANNELS = {18: 512, 34: 512, 50: 2048, 101: 2048}  # channels of layer4's output per ResNet depth
@@ -36,6 +37,17 @@ def imagenet_weights(depth:int) -> WeightsEnum: # ResNet depth: 18, 34, 50 or 10
 def _check_depth(depth):
     if depth not in RESNET_CHANNELS:
         raise UsageError(f"ResNet depth {depth!r} is not supported; use one of {sorted(RESNET_CHANNELS)}")
+
+# %% ../nbs/12_backbone.ipynb #065f41d5
+@contextmanager
+def local_rank_zero_first():
+    "In a torch.distributed job, local rank 0 runs the block while the others wait; then the others run it."
+    ddp = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    first = not ddp or int(os.environ.get('LOCAL_RANK', dist.get_rank())) == 0
+    if not first: dist.barrier()            # until local rank 0 has filled the cache
+    try: yield
+    finally:
+        if ddp and first: dist.barrier()    # let the others go, also after a failure
 
 # %% ../nbs/12_backbone.ipynb #86926ba3
 def _load_state_file(model:nn.Module, # a torchvision ResNet to load into
@@ -63,8 +75,10 @@ def resnet_last_stride1(depth:int=50, # 18, 34, 50 or 101
     weights."""
     _check_depth(depth)
     arch = getattr(models, f'resnet{depth}')
-    if weights is None or isinstance(weights, WeightsEnum): net = arch(weights=weights)
-    elif isinstance(weights, str) and weights == 'imagenet': net = arch(weights=imagenet_weights(depth))
+    if isinstance(weights, str) and weights == 'imagenet': weights = imagenet_weights(depth)
+    if weights is None: net = arch(weights=None)
+    elif isinstance(weights, WeightsEnum):     # from torch's hub cache, downloaded into it once per machine
+        with local_rank_zero_first(): net = arch(weights=weights)
     else: net = arch(weights=None); _load_state_file(net, weights)
     for m in net.layer4[0].modules():
         if isinstance(m, nn.Conv2d) and m.stride != (1, 1): m.stride = (1, 1)
@@ -94,7 +108,7 @@ class ResNetBackbone(nn.Module):
 @fp32
 def average_pool(fmap): # (B, C, h, w) feature map
     "Global average pooling to (B, C), summed in fp32: the features that become embeddings."
-    return F.adaptive_avg_pool2d(fmap, 1).flatten(1)
+    return fmap.mean((2, 3))
 
 class BNNeck(nn.Module):
     """BoT's BNNeck: feature -> BatchNorm1d (frozen bias) -> Linear without bias; returns (pre-BN, post-BN,

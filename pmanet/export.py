@@ -16,7 +16,7 @@ from torch import nn
 
 import pmanet
 
-from .core import PmanetError, UsageError, atomic_write, require
+from .core import PmanetError, UsageError, atomic_write, ieee_fp32, require
 from .embedding import Embedder
 from .gallery import embedder_for
 
@@ -152,11 +152,11 @@ def compare_to_eager(embedder:Embedder, # the model that was exported
                      # a batch size other than the export's example batch (2), to test the dynamic axis
                      batch_size:int=3,
                      seed:int=1) -> dict: # seed of the random input
-    "Max |exported - eager| per output on a seeded random batch."
+    "Max |exported - eager| per output on a seeded random batch, eager PyTorch in full fp32 (`ieee_fp32`)."
     H, W = embedder.spec['image_size']
     x = torch.randn(batch_size, 3, H, W, generator=torch.Generator().manual_seed(seed))
     exported = ExportedModel(path)
-    with torch.no_grad(): eager = embedder.inference_model()(x.to(embedder.device))
+    with torch.no_grad(), ieee_fp32(): eager = embedder.inference_model()(x.to(embedder.device))
     return {k: float(np.abs(v - eager[k].float().cpu().numpy()).max()) for k, v in exported(x).items()}
 
 # %% ../nbs/52_export.ipynb #4909c9a9
