@@ -59,6 +59,13 @@ class PMNetConfig(Config):
         _check_config(self)
         super().__post_init__()
 
+    @property
+    def trains_branch_norms(self) -> bool:
+        """Whether a loss reads the branch BNNecks' normalised features: the ID losses on f_M and f_P, or g
+        and h through their classifiers or L_PT. If none does, their BatchNorm scales get no gradient."""
+        g_and_h_read = self.part_transfer_task and (self.feature_concat or self.pt_loss)
+        return self.classification_tasks or g_and_h_read
+
     def make_criterion(self) -> PMNetLoss:
         "The `PMNetLoss` matching this config."
         return PMNetLoss(self.num_parts, self.margin, self.soft_margin, self.gamma, self.label_smoothing,
@@ -223,6 +230,9 @@ class PMNet(nn.Module):
         concat = cfg.part_transfer_task and cfg.feature_concat and K > 0
         self.classifier_g = _classifier(K * D, num_classes) if concat and main else None
         self.classifier_h = _classifier(K * D, num_classes) if concat else None
+        if not cfg.trains_branch_norms:       # keep them out of the optimiser, and out of DDP's reduction
+            for neck in (n for b in self.branches for n in (b.main_neck, b.part_neck) if n is not None):
+                neck.bn.weight.requires_grad_(False)
 
     def forward(self, images:torch.Tensor, # (B, 3, H, W) normalised images
                 masks:torch.Tensor|None=None, # (B, 1, h, w) refined foreground masks; None: no Partial Tasks
