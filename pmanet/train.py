@@ -499,6 +499,15 @@ class Trainer:
             )
         return {k: move(v) for k, v in batch.items()}
 
+    def _check_all_used(self):
+        """After the first backward pass under DDP: refuse trained parameters that got no gradient, which DDP
+        would otherwise report at the next step as an unfinished reduction."""
+        if unused := [n for n, p in self.model.named_parameters() if p.requires_grad and p.grad is None]:
+            names = ', '.join(unused[:4]) + (', ...' if len(unused) > 4 else '')
+            raise ConfigError(f"{len(unused)} parameters get no gradient from the loss ({names}), which DDP "
+                              "refuses: freeze them "
+                              "(requires_grad_(False)) or set TrainConfig.find_unused_parameters=True")
+
     def _train_step(self, batch, batch_idx:int, read:bool) -> dict[str, float]|None:
         """Forward, backward and update on one batch. With `read`, first the host read of the pending steps'
         loss terms and gradient norms (before clipping): the last one's, as floats."""
@@ -513,6 +522,7 @@ class Trainer:
         terms = self.criterion(to_fp32(outputs), batch)    # losses in fp32, outside autocast
         names, vals = self._term_vector(terms)
         self.scaler.scale(terms['loss']).backward()
+        if self.step == 0 and is_distributed() and not self.cfg.find_unused_parameters: self._check_all_used()
         if is_distributed():
             for p in self.criterion.parameters():
                 if p.grad is not None: dist.all_reduce(p.grad); p.grad /= world_size()
