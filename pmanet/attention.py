@@ -42,7 +42,8 @@ class MultiScaleAttention(nn.Module):
 
     def spatial_mask(self, f): return torch.sigmoid(self.spatial(torch.cat([c(f) for c in self.dilated], 1)))
     def channel_mask(self, f):
-        return torch.sigmoid(self.mlp(F.adaptive_avg_pool2d(f, 1)) + self.mlp(F.adaptive_max_pool2d(f, 1)))
+        avg, peak = f.mean((2, 3), keepdim=True), f.amax((2, 3), keepdim=True)   # global average, max pooling
+        return torch.sigmoid(self.mlp(avg) + self.mlp(peak))
     def mask(self, f): return self.spatial_mask(f) * self.channel_mask(f)
 
     def forward(self, f): # (B, C, H, W)
