@@ -6,7 +6,7 @@ Docs: https://pmanet.github.io/pmanet/recipes.html.md"""
 
 # %% ../nbs/90_recipes.ipynb #84fa9374
 from __future__ import annotations
-import contextlib, io, json, os, shlex, subprocess, time
+import contextlib, io, json, math, os, shlex, subprocess, time
 from pathlib import Path
 
 from fastcore.script import anno_parser
@@ -19,9 +19,9 @@ from .pmnet import PMNetConfig
 from .cli import main, resolve_command
 
 # %% auto #0
-__all__ = ['PAPER_RESULTS', 'DATASET_FOLDERS', 'DISTRIBUTED_COMMANDS', 'PANET_BATCH', 'PMNET_BATCH', 'DRY_RUN_DATA',
-           'compare_with_paper', 'eval_metrics', 'dataset_root', 'cli_command', 'run_command', 'run_steps',
-           'veri776_steps', 'veri776_tables', 'dry_run_veri776']
+__all__ = ['PAPER_RESULTS', 'DATASET_FOLDERS', 'DISTRIBUTED_COMMANDS', 'PANET_BATCH', 'PMNET_BATCH', 'MIN_IDS_PER_GPU',
+           'DRY_RUN_DATA', 'compare_with_paper', 'eval_metrics', 'dataset_root', 'cli_command', 'run_command',
+           'run_steps', 'scale_to_gpus', 'veri776_steps', 'veri776_tables', 'dry_run_veri776']
 
 # %% ../nbs/90_recipes.ipynb #aef560b5
 PAPER_RESULTS = {  # table -> title, metric names, {row label: values in %} (paper IV-C, IV-D, IV-E)
@@ -253,24 +253,35 @@ def run_steps(steps:dict, # stage name -> shell line, e.g. from `veri776_steps`
 
 # %% ../nbs/90_recipes.ipynb #f66a11d5
 PANET_BATCH, PMNET_BATCH = (16, 4), (4, 8)  # (P identities, Q images each) per batch: 64 and 32, paper IV-B-1
+MIN_IDS_PER_GPU = 2  # batch-hard triplet mining on a rank needs a negative identity there
+
+def scale_to_gpus(batch:tuple, # (P, Q): the paper's batch on one GPU
+                  lr:float, # the paper's learning rate for that batch
+                  gpus:int) -> tuple[int, float]: # GPUs training together
+    """(identities per GPU, learning rate) on `gpus` GPUs: the paper's global batch split over them, at least
+    `MIN_IDS_PER_GPU` identities each; where that makes the batch larger, lr grows with its square root."""
+    P, _ = batch
+    per_gpu = max(MIN_IDS_PER_GPU, P // gpus)
+    return per_gpu, lr * math.sqrt(per_gpu * gpus / P)
 
 # %% ../nbs/90_recipes.ipynb #ceb4da83
 def veri776_steps(root, # the VeRi776 folder (`dataset_root('veri776')`)
                   work, # the folder every stage writes into: masks/, panet/, parts/, pmnet/, bot/, eval/, ...
-                  gpus:int=1, # GPUs of the two training stages (> 1: torchrun)
-                  P:int=PMNET_BATCH[0], # PMNet's identities per GPU
+                  gpus:int=1, # GPUs of the two training stages (> 1: torchrun); see `scale_to_gpus`
                   workers:int=8, # DataLoader workers per process
                   **train) -> dict: # more options of the three training commands, e.g. max_iters=2
     "Stage name -> shell line, for VeRi776 at the paper's settings (IV-B)."
     panet_cfg, panet_train, pmnet_cfg, pmnet_train = (PANetConfig(), panet_train_config(), PMNetConfig(),
                                                       TrainConfig())
     root, work, W = Path(root), Path(work), workers
-    panet = {**dict(epochs=panet_train.epochs, lr=panet_train.lr, depth=panet_cfg.depth,
+    (panet_p, panet_lr), (pmnet_p, pmnet_lr) = (scale_to_gpus(PANET_BATCH, panet_train.lr, gpus),
+                                                scale_to_gpus(PMNET_BATCH, pmnet_train.lr, gpus))
+    panet = {**dict(epochs=panet_train.epochs, lr=panet_lr, depth=panet_cfg.depth,
                     weights=panet_cfg.weights, size=panet_cfg.image_size[0],
-                    ids_per_batch=PANET_BATCH[0] // gpus, images_per_id=PANET_BATCH[1], workers=W,
+                    ids_per_batch=panet_p, images_per_id=PANET_BATCH[1], workers=W,
                     resume=True), **train}
-    pmnet = {**dict(epochs=pmnet_train.epochs, lr=pmnet_train.lr, depth=pmnet_cfg.depth,
-                    weights=pmnet_cfg.weights, size=pmnet_cfg.image_size[0], ids_per_batch=P,
+    pmnet = {**dict(epochs=pmnet_train.epochs, lr=pmnet_lr, depth=pmnet_cfg.depth,
+                    weights=pmnet_cfg.weights, size=pmnet_cfg.image_size[0], ids_per_batch=pmnet_p,
                     images_per_id=PMNET_BATCH[1], workers=W, quiet=True, resume=True), **train}
     occluded, panet_ckpt, pmnet_ckpt = work/'occluded_query', work/'panet'/'last.pt', work/'pmnet'/'last.pt'
     def evaluate(name, ckpt=pmnet_ckpt, **options): # scores into eval/NAME.json
