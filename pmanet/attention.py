@@ -14,7 +14,8 @@ import torchvision
 from .core import UsageError
 
 # %% auto #0
-__all__ = ['ATTENTION_KINDS', 'MultiScaleAttention', 'SqueezeExcitation', 'ResidualAttention', 'make_attention']
+__all__ = ['ATTENTION_KINDS', 'MultiScaleAttention', 'SqueezeExcitation', 'bilinear_upsample', 'ResidualAttention',
+           'make_attention']
 
 # %% ../nbs/20_attention.ipynb #f880472b
 def _conv_bn_relu(cin:int, cout:int, kernel:int=3, dilation:int=1) -> nn.Sequential:
@@ -74,6 +75,17 @@ class _PreActBottleneck(nn.Module):
     def forward(self, x): return x + self.body(x)
 
 # %% ../nbs/20_attention.ipynb #653d157d
+def _resize_matrix(n:int, size:int, like:torch.Tensor) -> torch.Tensor: # (size, n)
+    "Bilinear (align_corners=False) resizing of a length-n axis to `size`, as a matrix: `interpolate` of I_n."
+    eye = torch.eye(n, device=like.device, dtype=like.dtype)[None, None]
+    return F.interpolate(eye, size=(size, n), mode='bilinear', align_corners=False)[0, 0]
+
+def bilinear_upsample(m:torch.Tensor, # (B, C, h, w)
+                      size:tuple) -> torch.Tensor: # (H, W)
+    "`F.interpolate(m, size, mode='bilinear')` as two matrix products (a deterministic backward on CUDA)."
+    (h, w), (H, W) = m.shape[-2:], size
+    return _resize_matrix(h, H, m) @ m @ _resize_matrix(w, W, m).T
+
 class ResidualAttention(nn.Module):
     "Residual attention module (Wang et al. 2017, as used in TAMR): (1 + M(x)) * T(x), one down/up level."
     def __init__(self, channels:int): # C, divisible by 4
@@ -90,8 +102,7 @@ class ResidualAttention(nn.Module):
     def mask(self, x): # (B, C, H, W)
         "The soft mask M(x) in (0, 1), same shape as x."
         m = self.mask_unit(F.max_pool2d(x, 3, stride=2, padding=1))
-        return torch.sigmoid(self.mask_head(F.interpolate(m, size=x.shape[-2:], mode='bilinear',
-                                                          align_corners=False)))
+        return torch.sigmoid(self.mask_head(bilinear_upsample(m, x.shape[-2:])))
 
     def forward(self, x): # (B, C, H, W)
         "(1 + M(x)) * T(x), same shape as x."

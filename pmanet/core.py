@@ -84,7 +84,6 @@ class Bounds:
 
 # %% ../nbs/00_core.ipynb #b186cd96
 CUDA_NONDETERMINISTIC = { # CUDA backward kernel -> the pmanet layer that runs it (see the prose above)
-    'upsample_bilinear2d': "ResidualAttention's mask (pmanet.attention)",
     # torchvision swaps in a deterministic, torch.compile'd roi_align when Triton is installed
     'roi_align': "PMNet's part crops (pmanet.pmnet), without Triton",
 }
