@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 import torch.nn.functional as F
-from torchvision.ops import roi_align
 
 from .core import Config, ConfigError, number
 from .hardware import fp32
@@ -22,7 +21,8 @@ from .losses import PMNetLoss
 from .attention import ATTENTION_KINDS, make_attention
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'PMNetConfig', 'ablation_config', 'part_task_input', 'PartBranch', 'PMNet', 'pmnet_forward']
+__all__ = ['ABLATIONS', 'PMNetConfig', 'ablation_config', 'bilinear_crops', 'part_task_input', 'PartBranch', 'PMNet',
+           'pmnet_forward']
 
 # %% ../nbs/21_pmnet.ipynb #a7a626c7
 @dataclass
@@ -130,6 +130,29 @@ def ablation_config(name:str, # a key of ABLATIONS
     if name not in ABLATIONS: raise ConfigError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}")
     return (base or PMNetConfig()).replace(**ABLATIONS[name])
 
+# %% ../nbs/21_pmnet.ipynb #65945a06
+def _sample_weights(lo:torch.Tensor, hi:torch.Tensor, # (N,) box edges along one axis, in pixels
+                    out:int, size:int) -> torch.Tensor: # output cells, map cells along that axis
+    "(N, out, size): the weight of map cell r in output cell i, roi_align's (sampling_ratio=1, aligned=True)."
+    start = lo - 0.5
+    step = (hi - 0.5 - start) / out                                        # the kernel's bin size
+    i = torch.arange(out, device=lo.device, dtype=lo.dtype)
+    p = start[:, None] + i * step[:, None] + 0.5 * step[:, None]           # (N, out), summed as in the kernel
+    cells = torch.arange(size, device=lo.device, dtype=lo.dtype)
+    tent = (1 - (p.clamp(0, size - 1)[..., None] - cells).abs()).clamp(min=0)
+    return torch.where(((p >= -1) & (p <= size))[..., None], tent, 0)      # also 0 for a NaN sample, as there
+
+def bilinear_crops(x:torch.Tensor, # (N, C, h, w) maps
+                   boxes:torch.Tensor, # (N, 4) x1, y1, x2, y2 in map pixels; box n crops map n
+                   size:tuple) -> torch.Tensor: # (H, W) of each crop
+    "Box n of map n bilinearly resized to `size`: `roi_align(sampling_ratio=1, aligned=True)` as matmuls."
+    b = boxes.detach().to(x.dtype)                                         # as roi_align: no box gradient
+    wy = _sample_weights(b[:, 1], b[:, 3], size[0], x.shape[-2])
+    wx = _sample_weights(b[:, 0], b[:, 2], size[1], x.shape[-1])
+    n, ch, h, w = x.shape
+    cols = x.reshape(n, ch * h, w) @ wx.transpose(1, 2)                    # (N, C*h, W): along x
+    return wy[:, None] @ cols.view(n, ch, h, -1)                           # (N, C, H, W): then along y
+
 # %% ../nbs/21_pmnet.ipynb #589d61cc
 @fp32
 def part_task_input(features:torch.Tensor, # (B, K, C, H, W): the K branch maps F_k
@@ -148,12 +171,8 @@ def part_task_input(features:torch.Tensor, # (B, K, C, H, W): the K branch maps 
         raise ValueError("boxes must be x1, y1, x2, y2 with x2 >= x1 and y2 >= y1")
     m = F.interpolate(masks, size=(H, W), mode='area')
     x = (features * m[:, None]).flatten(0, 1)                                   # (B*K, C, H, W)
-    # column 0 of the rois is the index of the map each box crops, exact in fp32 up to 2^24 maps
-    idx = torch.arange(B * K, device=boxes.device, dtype=torch.float32)[:, None]
     pixels = torch.stack([boxes[..., i] * (W, H)[i % 2] for i in range(4)], -1)  # no tensor from the host
-    rois = torch.cat([idx, pixels.flatten(0, 1)], 1)
-    out = roi_align(x, rois, output_size=(H, W), spatial_scale=1.0, sampling_ratio=1, aligned=True)
-    return out.view(B, K, C, H, W)
+    return bilinear_crops(x, pixels.flatten(0, 1), (H, W)).view(B, K, C, H, W)
 
 # %% ../nbs/21_pmnet.ipynb #a27cfee0
 class PartBranch(nn.Module):
