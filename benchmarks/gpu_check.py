@@ -15,15 +15,18 @@ after an epoch's last batch whatever `log_every`.
    median of 4 repeats of 5 steps. The fp16 rows count the steps the scaler skipped (of all the row's steps).
 2. `train step PMNet, B x K > 256`: the same for PMNet in bf16 at batch 36 x 8 = 288, B x K = 864 part crops
    (K = PMNetConfig.num_parts = 3), and a correctness check that fails the row: in PMNet's bf16 forward of
-   that batch, each image's Partial Task input (`pmnet.part_task_input`: masked maps cropped by roi_align)
-   must match the fp32 crops of that image alone (roi indices 0..K-1, exact in any precision) within 1e-2 of
-   the largest value. An roi index rounded in bf16 (integers above 256 are not exact) crops another map and
-   fails it.
+   that batch, each image's Partial Task input (`pmnet.part_task_input`: masked maps cropped to their boxes)
+   must match the fp32 crops of that image alone (a batch of one, where nothing can pair a box with another
+   map) within 1e-2 of the largest value. A crop paired with the wrong map, as when roi_align's map indices
+   were rounded in bf16 (integers above 256 are not exact), fails it.
 3. `host syncs / step`: operations that make the host wait for the device
    (`pmanet.hardware.count_host_syncs`) per training step of BoT and PMNet at the default precision, counted
    over 25 steps after the warm-up with `log_every=25` (one host read of the loss terms in the window).
    Reported, never failed.
-4. `torchrun epochs (PMNet)`: `pmanet train` on the synthetic benchmark (`pmanet synthetic`'s default set,
+4. `deterministic training`: PMNet (MAM, and residual attention) trained twice for 5 steps from one seed
+   with `deterministic=True`; the row fails unless the weights end bit-identical and PyTorch warned of no op
+   without a deterministic kernel (pmanet writes pooling, up-sampling and part crops as ops that have one).
+5. `torchrun epochs (PMNet)`: `pmanet train` on the synthetic benchmark (`pmanet synthetic`'s default set,
    ground-truth masks with uniform part boxes as the part store) for 3 epochs under `torchrun
    --nproc-per-node 1`: NCCL on a GPU (gloo on a CPU), DDP, the distributed identity sampler, pinned memory,
    the default worker count, evaluation on rank 0 after the last epoch, the checkpoint. Steps/s is the
@@ -31,17 +34,17 @@ after an epoch's last batch whatever `log_every`.
    its DataLoader's worker start included as in every epoch of `pmanet train`; process start-up, NCCL set-up
    and the first epoch's cuDNN tuning left out). The row fails unless the run exits 0 with no warning on
    stderr that `destroy_process_group()` was not called.
-5. `feature extraction` as PMANet° (images only) and PMANet (images, masks and boxes): images/s of that
+6. `feature extraction` as PMANet° (images only) and PMANet (images, masks and boxes): images/s of that
    checkpoint over the benchmark's test images as `pmanet eval` embeds them (JPEG decoding and loading
    included, batch 64), 1536 images a pass (24 full batches) through one loader with persistent workers: one
    untimed pass, then the median of 4.
-6. `ONNX export`: PMANet° exported from that checkpoint traced on the device, and the largest difference
+7. `ONNX export`: PMANet° exported from that checkpoint traced on the device, and the largest difference
    between ONNX Runtime's output and eager PyTorch on the device (`pmanet export` refuses more than 1e-3 on
    the unit embedding); untimed apart from the seconds the row took.
 
 On the GPU machine, from the repository root (about 5 minutes on one H200: an estimate from the sizes above,
-not a measurement: ~2 min for the 12 step rows, ~0.5 min for rows 2-3, ~2 min for the synthetic set, the
-torchrun run and its evaluation, ~0.5 min for rows 5-6):
+not a measurement: ~2 min for the 12 step rows, ~0.5 min for rows 2-4, ~2 min for the synthetic set, the
+torchrun run and its evaluation, ~0.5 min for rows 6-7):
 
     python benchmarks/gpu_check.py --out gpu_check.md
 
@@ -59,7 +62,7 @@ Python).
 """
 
 import argparse, contextlib, gc, itertools, math, platform, shlex, shutil, statistics, subprocess, sys
-import tempfile, time
+import tempfile, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
@@ -231,19 +234,19 @@ def _recorded_part_input(model, batch: dict, device: torch.device):
 
 def check_bf16_crops(model, batch: dict, device: torch.device) -> str:
     """Raise unless each image's Partial Task input in PMNet's bf16 forward of `batch` matches the fp32 crops
-    of that image alone (its K roi indices exact in any precision); what was compared, in words."""
+    of that image alone (a batch of one pairs each box with its own map); what was compared, in words."""
     (features, masks, boxes), got = _recorded_part_input(model, batch, device)
     with torch.no_grad():
         ref = torch.cat([part_task_input(*(t[b:b + 1].float() for t in (features, masks, boxes)))
                          for b in range(len(features))])
     scale = ref.abs().amax().item()
     err = (got.float() - ref).abs().amax().item() / scale
-    # the crop an roi index off by one would take: the previous roi's map (bf16 rounds 257 to 256, ...)
+    # the crop a box paired with the previous map would take (as bf16 once rounded map index 257 to 256)
     flat = ref.flatten(0, 1).flatten(1)
     apart = (flat - flat.roll(1, 0)).abs().amax(1).min().item() / scale
     B, K = boxes.shape[:2]
     words = (f"{B * K} crops of {features.dtype} maps vs fp32 per image: max diff {err:.1e}, neighbouring "
-             f"rois' crops >= {apart:.1e} apart (of the largest value)")
+             f"boxes' crops >= {apart:.1e} apart (of the largest value)")
     if not err <= CROP_TOLERANCE < apart:
         raise RuntimeError(f"{words}; wanted diff <= {CROP_TOLERANCE:g} < apart")
     return words
@@ -270,6 +273,36 @@ def host_sync_row(name: str, s: Sizes, device: torch.device, work: Path) -> dict
     ops = ', '.join(f'{k} {v / n:.2g}' for k, v in syncs.counts.most_common()) or 'none'
     return {'syncs/step': f'{syncs.total / n:.2f}',
             'note': f"{precision_name(trainer.amp_dtype)}, over {n} step{'s' * (n > 1)}; per step: {ops}"}
+
+
+def deterministic_row(attention: str, s: Sizes, device: torch.device, work: Path) -> dict:
+    """Two PMNet runs of `s.steps` (at least 2) steps from one seed with `deterministic=True`: the row fails
+    unless their weights end bit-identical and PyTorch named no op without a deterministic kernel."""
+    cfg, batch, states = (PMNetConfig(depth=s.depth, weights=None, image_size=(s.size, s.size),
+                                      attention=attention), _batch(s.P, s.Q, s.size, True, False), [])
+    steps = max(2, s.steps)
+    benchmark = torch.backends.cudnn.benchmark
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        for run in range(2):
+            torch.manual_seed(0)
+            model, criterion = PMNet(cfg, VERI776_IDS), cfg.make_criterion()
+            tcfg = TrainConfig(epochs=1, device=device.type, deterministic=True, progress=False, plot=False)
+            folder = work / f'deterministic-{attention}-{run}'
+            trainer = Trainer(model, criterion, [batch] * steps, folder, tcfg, forward=pmnet_forward,
+                              input_size=(s.size, s.size))
+            trainer.fit()
+            states.append({k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()})
+            shutil.rmtree(folder)
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.benchmark = benchmark
+    differ = [k for k in states[0] if not torch.equal(states[0][k], states[1][k])]
+    named = {str(w.message).split(' does not have a deterministic')[0] for w in caught
+             if 'does not have a deterministic' in str(w.message)}
+    if differ or named:
+        raise RuntimeError(f"{len(differ)} of {len(states[0])} tensors differ ({', '.join(differ[:3])}); "
+                           f"ops without a deterministic kernel: {', '.join(sorted(named)) or 'none'}")
+    return {'note': f'{steps} steps twice: all {len(states[0])} tensors bit-identical, no op warned'}
 
 
 def benchmark_set(work: Path, s: Sizes, device: torch.device):
@@ -415,6 +448,9 @@ def main(argv=None) -> int:
     for name in ('BoT', 'PMNet'):
         check('host syncs / step', f'{name}, log_every {s.log_every}',
               lambda: host_sync_row(name, s, device, work))
+    for attention in ('mam', 'residual'):
+        check('deterministic training', f'PMNet, {attention} attention',
+              lambda: deterministic_row(attention, s, device, work))
     data, root, parts = benchmark_set(work, s, device)
     ckpt = {}
 

@@ -7,7 +7,6 @@ Docs: https://pmanet.github.io/pmanet/core.html.md"""
 # %% ../nbs/00_core.ipynb #d9d1a667
 from __future__ import annotations
 import dataclasses, difflib, errno, fcntl, importlib, json, os, random, stat, sys, tempfile, types, typing
-import functools, warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,11 +17,10 @@ import torch
 import yaml
 
 # %% auto #0
-__all__ = ['EXTRAS', 'CUDA_NONDETERMINISTIC', 'LOCK_FILE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'GREEN', 'RED', 'GREY', 'WHITE',
-           'PmanetError', 'UsageError', 'MissingExtraError', 'require', 'Bounds', 'set_seed', 'seed_worker',
-           'ieee_fp32', 'ConfigError', 'Config', 'number', 'current_umask', 'atomic_write', 'FolderBusyError',
-           'folder_lock', 'ImageReadError', 'read_image', 'write_image', 'image_tile', 'picture_row', 'stack_rows',
-           'markdown_table']
+__all__ = ['EXTRAS', 'LOCK_FILE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'GREEN', 'RED', 'GREY', 'WHITE', 'PmanetError', 'UsageError',
+           'MissingExtraError', 'require', 'Bounds', 'set_seed', 'seed_worker', 'ieee_fp32', 'ConfigError', 'Config',
+           'number', 'current_umask', 'atomic_write', 'FolderBusyError', 'folder_lock', 'ImageReadError', 'read_image',
+           'write_image', 'image_tile', 'picture_row', 'stack_rows', 'markdown_table']
 
 # %% ../nbs/00_core.ipynb #15b0851b
 class PmanetError(Exception):
@@ -83,22 +81,10 @@ class Bounds:
         if v is not None and v not in self: raise UsageError(f"{name} must be {self}, got {v!r}")
 
 # %% ../nbs/00_core.ipynb #b186cd96
-CUDA_NONDETERMINISTIC = { # CUDA backward kernel -> the pmanet layer that runs it (see the prose above)
-    # torchvision swaps in a deterministic, torch.compile'd roi_align when Triton is installed
-    'roi_align': "PMNet's part crops (pmanet.pmnet), without Triton",
-}
-
-@functools.cache
-def _warn_cuda_nondeterminism():
-    "Say once per process what `deterministic=True` cannot make deterministic on CUDA."
-    ops = '; '.join(f'{op} in {where}' for op, where in CUDA_NONDETERMINISTIC.items())
-    warnings.warn(f"deterministic=True: on CUDA these backward kernels stay nondeterministic: {ops}. "
-                  "Runs that use these layers are repeatable only to float rounding.", stacklevel=3)
-
 def set_seed(seed:int, # the one integer every generator is seeded from
              deterministic:bool=False): # also ask PyTorch for deterministic kernels (slower on GPU)
-    """Seed `random`, NumPy and PyTorch (all devices); `deterministic`: deterministic kernels, all of them on
-    CPU, all but `CUDA_NONDETERMINISTIC` on CUDA (warned once)."""
+    """Seed `random`, NumPy and PyTorch (all devices); optionally deterministic kernels (PyTorch warns at any
+    op without one)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -106,7 +92,6 @@ def set_seed(seed:int, # the one integer every generator is seeded from
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-        if torch.cuda.is_available(): _warn_cuda_nondeterminism()
 
 # %% ../nbs/00_core.ipynb #63307985
 def seed_worker(worker_id:int): # DataLoader worker index (unused: torch folds it into the seed)

@@ -25,13 +25,15 @@ def test_gpu_check_cpu_small(tmp_path):
     steps = [c for c in checks if c[0] in ('train step BoT', 'train step PMNet')]
     assert len(steps) == 12 and len(set(steps)) == 12, steps  # 2 networks x 3 precisions x 2 memory formats
     after = ['train step PMNet, B x K > 256', 'host syncs / step', 'host syncs / step',
-             'torchrun epochs (PMNet)', 'feature extraction', 'feature extraction', 'ONNX export on cpu']
+             'deterministic training', 'deterministic training', 'torchrun epochs (PMNet)',
+             'feature extraction', 'feature extraction', 'ONNX export on cpu']
     assert checks[:12] == steps and [c[0] for c in checks[12:]] == after, checks
     # CPUs skip fp16 (too slow to be of use); every other train step, the epochs and the extraction are timed
-    timed = [r for r in rows[:13] + rows[15:18] if not r[1].startswith('fp16')]
+    timed = [r for r in rows[:13] + rows[17:20] if not r[1].startswith('fp16')]
     assert len(timed) == 12 and all(float(r[col['images/s']]) > 0 for r in timed), rows
     assert [c[1] for c in checks[13:15]] == ['BoT, log_every 1', 'PMNet, log_every 1'], checks
     assert all(float(r[col['syncs/step']]) >= 0 for r in rows[13:15]), rows  # reported, not judged
+    assert all('bit-identical, no op warned' in r[-1] for r in rows[15:17]), rows  # deterministic=True holds
     assert 'FAILED' not in text and 'NON-FINITE' not in text
     assert '288 crops of torch.bfloat16 maps vs fp32 per image' in rows[12][-1]  # B x K > 256, checked
     assert 'gloo x 1' in text and 'no process group warning' in text  # torchrun's process group, left cleanly
