@@ -42,8 +42,8 @@ after an epoch's last batch whatever `log_every`.
    between ONNX Runtime's output and eager PyTorch on the device (`pmanet export` refuses more than 1e-3 on
    the unit embedding); untimed apart from the seconds the row took.
 
-On the GPU machine, from the repository root (about 5 minutes on one H200: an estimate from the sizes above,
-not a measurement: ~2 min for the 12 step rows, ~0.5 min for rows 2-4, ~2 min for the synthetic set, the
+On the GPU machine, from the repository root (about 6 minutes on one H200: an estimate from the sizes above,
+not a measurement: ~2 min for the 12 step rows, ~1 min for rows 2-4, ~2 min for the synthetic set, the
 torchrun run and its evaluation, ~0.5 min for rows 6-7):
 
     python benchmarks/gpu_check.py --out gpu_check.md
