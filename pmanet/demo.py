@@ -30,11 +30,12 @@ from .part_inference import make_part_store, part_quality
 from .pmnet import PMNet, PMNetConfig
 from .occlusion import occlude
 from .evaluate import IMAGES_ONLY, evaluate_reid, occluded_query_records, ranked_lists_image, rescore
+from .diagnostics import DIAGNOSTICS, chance_levels, ground_truth_diagnostics, identity_groups
 from .pmnet_training import fit_baseline, fit_pmnet
 
 # %% auto #0
-__all__ = ['STAGES', 'DemoConfig', 'evaluate_normal_and_occluded', 'run_demo', 'write_report', 'mean_std', 'seed_summary',
-           'paired_gaps', 'demo_command']
+__all__ = ['STAGES', 'SCORES', 'DemoConfig', 'evaluate_normal_and_occluded', 'reid_scores', 'run_demo', 'write_report',
+           'mean_std', 'seed_summary', 'paired_gaps', 'demo_command']
 
 # %% ../nbs/40_demo.ipynb #e868b716
 @dataclass
@@ -128,13 +129,24 @@ def evaluate_normal_and_occluded(model, data, # the model and the dataset of its
                                       gallery_from=normal, **kwargs)}
 
 # %% ../nbs/40_demo.ipynb #0ced89c6
-_METRICS = ('mAP', 'CMC@1', 'CMC@5')
+SCORES = ('mAP', 'CMC@1', 'CMC@5', *DIAGNOSTICS)  # what the demo and the study report of each evaluation
 
-def _metrics_rows(name:str, result, rerank:str='standard', progress:bool=False) -> list[dict]:
+def reid_scores(result, # a query-gallery `ReidResult` on a synthetic set
+                truth) -> dict: # its `load_ground_truth`
+    "mAP, CMC@1, CMC@5 and the ground-truth diagnostics of one evaluation."
+    return {**{k: result.metrics[k] for k in SCORES[:3]}, **ground_truth_diagnostics(result, truth)}
+
+def _metrics_rows(name:str, result, truth, rerank:str='standard', progress:bool=False) -> list[dict]:
     "Two table rows for one evaluation: as measured, and with k-reciprocal re-ranking of the same features."
-    reranked = rescore(result, result.query.named, rerank, progress=progress).metrics
-    return [dict(model=name, re_ranking=rr, **{k: m[k] for k in _METRICS})
-            for rr, m in (('no', result.metrics), ('yes', reranked))]
+    reranked = rescore(result, result.query.named, rerank, progress=progress)
+    return [dict(model=name, re_ranking=rr, **reid_scores(r, truth))
+            for rr, r in (('no', result), ('yes', reranked))]
+
+def _chance_row(result, truth, queries:str) -> dict:
+    "What a random ranking scores on the queries and gallery of `result`."
+    levels = chance_levels(result.q_pids, result.g_pids, result.q_camids, result.g_camids,
+                           identity_groups(truth))
+    return dict(model='chance (random ranking)', queries=queries, re_ranking='no', **levels)
 
 # %% ../nbs/40_demo.ipynb #9332c0c8
 def run_demo(out, # output folder (created; an existing demo folder is resumed)
@@ -175,13 +187,13 @@ def run_demo(out, # output folder (created; an existing demo folder is resumed)
         trainer = fit_pmnet(data, out/'parts', out/'pmnet', pm_cfg, schedule(cfg.pmnet_epochs), P=cfg.P,
                             Q=cfg.Q, resume='auto')
     with stage('evaluation'):
-        rows, res, lam = [], {}, trainer.criterion.fusion_weights()
+        rows, res, lam, truth = [], {}, trainer.criterion.fusion_weights(), load_ground_truth(root)
         stores = dict(parts=Store(out/'parts'), parts_occluded=Store(out/'parts_occluded'))
         torch.manual_seed(cfg.seed)
         ev = dict(image_size=size, num_workers=cfg.workers, device='cpu', progress=progress)
         res['untrained'] = evaluate_reid(PMNet(pm_cfg, data.num_train_pids), data, **ev)
         rows.append(dict(model='untrained PMNet (PMANet°)', queries='normal', re_ranking='no',
-                         **{k: res['untrained'].metrics[k] for k in ('mAP', 'CMC@1', 'CMC@5')}))
+                         **reid_scores(res['untrained'], truth)))
         scored = {'BoT baseline': evaluate_normal_and_occluded(baseline, data, occluded, **ev),
                   'PMANet': evaluate_normal_and_occluded(trainer.model, data, occluded, lambdas=lam, **stores,
                                                          **ev)}
@@ -189,8 +201,10 @@ def run_demo(out, # output folder (created; an existing demo folder is resumed)
         for name, results in scored.items():
             for queries, r in results.items():
                 res[name, queries] = r
-                rows += [dict(row, queries=queries) for row in _metrics_rows(name, r, cfg.rerank, progress)]
-    rows = [{k: row[k] for k in ('model', 'queries', 're_ranking', 'mAP', 'CMC@1', 'CMC@5')} for row in rows]
+                scores = _metrics_rows(name, r, truth, cfg.rerank, progress)
+                rows += [dict(row, queries=queries) for row in scores]
+        rows += [_chance_row(scored['BoT baseline'][q], truth, q) for q in ('normal', 'occluded')]
+    rows = [{k: row[k] for k in ('model', 'queries', 're_ranking', *SCORES)} for row in rows]
     print(markdown_table(rows))
     results = dict(rows=rows, precision=precision_report('auto', 'cpu'), timings=stage.timings,
                    part_quality=quality, lambdas=lam, config=cfg.to_dict())
@@ -261,6 +275,9 @@ Total time: {sum(t.values()):.0f} s. Arithmetic: {describe_precision(results['pr
 
 {markdown_table(results['rows'])}
 
+Group mAP: near-duplicate groups as labels. Within-group mAP: the gallery cut to the query's group. The chance
+rows are what a random ranking scores on the same queries and gallery.
+
 Fusion weights learned by HUL (lambda = exp(-s)): {lambdas}.
 
 ## PANet against the ground truth ({q['images']} training images)
@@ -302,7 +319,7 @@ def seed_summary(runs:list) -> list[dict]: # the results of `run_demo` with diff
             'queries': q,
             're_ranking': rr,
             'seeds': len(runs),
-            **{k: mean_std([rows[m, q, rr][k] for rows in keyed]) for k in _METRICS},
+            **{k: mean_std([rows[m, q, rr][k] for rows in keyed]) for k in SCORES},
         }
         for (m, q, rr) in keyed[0]
     ]
@@ -314,7 +331,7 @@ def paired_gaps(runs:list, # the results of `run_demo` with different seeds
     out = []
     for model in ('PMANet', 'PMANet°'):
         for q in ('normal', 'occluded'):
-            gaps = {k: [rows[model, q][k] - rows[baseline, q][k] for rows in keyed] for k in _METRICS}
+            gaps = {k: [rows[model, q][k] - rows[baseline, q][k] for rows in keyed] for k in SCORES}
             ratio = np.mean(gaps['mAP']) / max(np.std(gaps['mAP'], ddof=1), 1e-12) if len(runs) > 1 else None
             out.append({'model': model, 'queries': q, **{f'{k} gain': mean_std(v) for k, v in gaps.items()},
                         'mAP gain / std': '' if ratio is None else f"{ratio:.1f}"})

@@ -22,7 +22,7 @@ from .pmnet import ablation_config
 from .metrics import evaluate_rank
 from .evaluate import IMAGES_ONLY, occluded_query_records, rescore
 from .pmnet_training import fit_pmnet
-from .demo import DemoConfig, evaluate_normal_and_occluded, mean_std, run_demo
+from .demo import SCORES, DemoConfig, evaluate_normal_and_occluded, mean_std, reid_scores, run_demo
 
 # %% auto #0
 __all__ = ['STUDY_ROWS', 'OFF_CENTRE', 'CLAIMS', 'study_rows', 'framing', 'subset_scores', 'study_seed', 'study_table',
@@ -118,7 +118,7 @@ def study_seed(out, # the seed's folder (a demo folder; created when new)
         scored = {variants[0]: r}
         if 'PMANet°' in variants:                                    # the same embeddings without h
             scored['PMANet°'] = {q: rescore(x, IMAGES_ONLY) for q, x in r.items()}
-        scores = {v: {**{q: {k: x[q].metrics[k] for k in ('mAP', 'CMC@1', 'CMC@5')} for q in x},
+        scores = {v: {**{q: reid_scores(x[q], truth) for q in x},
                       'framing': subset_scores(x['normal'], groups)} for v, x in scored.items()}
         res['rows'][label] = dict(key=key, scores=scores, lambdas=lambdas)
     subsets = {g: [r.key for r in data.train if framing(truth[r.key]) == g]
@@ -142,8 +142,8 @@ def _score(run:dict, label:str, variant:str='PMANet', queries:str='normal', metr
     return (s[variant] if variant in s else _primary(run, label))[queries][metric]
 
 def study_table(runs:list) -> list[dict]: # `study_seed` results of several seeds
-    "Mean ± std of mAP, CMC@1 and CMC@5 of every row, variant and query set."
-    first, metrics = runs[0]['rows'], ('mAP', 'CMC@1', 'CMC@5')
+    "Mean ± std of mAP, CMC@1, CMC@5 and the ground-truth diagnostics of every row, variant and query set."
+    first, metrics = runs[0]['rows'], SCORES
     return [{'row': label, 'variant': variant, 'queries': q,
              **{m: mean_std([_score(run, label, variant, q, m) for run in runs]) for m in metrics}}
             for label in first for variant in first[label]['scores'] for q in ('normal', 'occluded')]
