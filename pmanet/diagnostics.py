@@ -1,5 +1,4 @@
-"""Where a ranking fails on the synthetic benchmark: the right near-duplicate group, then the right vehicle within
-it, each against its chance level.
+"""Where a ranking fails on the synthetic set: the right group first, then the right vehicle in it, against chance.
 
 Docs: https://pmanet.github.io/pmanet/diagnostics.html.md"""
 
