@@ -1,0 +1,114 @@
+#!/usr/bin/env python
+"""Where does the BoT baseline learn the synthetic benchmark's coarse level? A sweep of its knobs.
+
+Each setting changes the demo's defaults (`pmanet.demo.DemoConfig`): the synthetic set (`synthetic.*`),
+the training augmentation (`augment.*`, `pmanet.loading.AugmentConfig`) or the demo's own fields (epochs,
+input size, batch). For every setting and seed it writes the synthetic set, trains the BoT baseline as
+the demo does, and scores the normal queries with the ground-truth diagnostics (`pmanet.diagnostics`): mAP,
+group mAP (the right near-duplicate group first) and within-group mAP (the right vehicle within its group),
+each beside its chance level. Prints one markdown row per (setting, seed) as it is measured, then mean ± std
+per setting.
+
+    python benchmarks/lab_sweep.py --seeds 0 1 2 --out /tmp/lab   # every setting below
+    python benchmarks/lab_sweep.py --only demo no-erasing-occlusion  # some of them
+
+The synthetic sets are kept under OUT (one per setting and seed) and reused by a later call.
+"""
+
+import argparse, json, time
+from pathlib import Path
+
+import numpy as np
+
+from pmanet.core import markdown_table
+from pmanet.datasets import read_veri776
+from pmanet.demo import DemoConfig
+from pmanet.diagnostics import chance_levels, ground_truth_diagnostics, identity_groups
+from pmanet.evaluate import evaluate_reid
+from pmanet.loading import AugmentConfig
+from pmanet.pmnet_training import fit_baseline
+from pmanet.hardware import usable_cpus
+from pmanet.synthetic import load_ground_truth, make_synthetic
+
+NO_AUG = {'augment.erasing_p': 0.0, 'augment.occlusion_p': 0.0}  # flip, pad and crop only
+SETTINGS = {  # name -> changes: 'synthetic.FIELD', 'augment.FIELD' or a DemoConfig field
+    'demo': {},
+    'no-erasing-occlusion': NO_AUG,
+    'clean-images': {'synthetic.truncation': 0.0, 'synthetic.occlusion': 0.0},
+    'more-views': {'synthetic.train_ids': 150, 'synthetic.images_per_id': 10},
+    'many-views': {'synthetic.train_ids': 75, 'synthetic.images_per_id': 20},
+    'longer': {'baseline_epochs': 18},
+    'input-96': {'image_size': (96, 96)},
+    'fewer-cameras': {'synthetic.cameras': 6, 'synthetic.cameras_per_id': (2, 4)},
+    'no-erasing': {'augment.erasing_p': 0.0},
+    'no-occlusion': {'augment.occlusion_p': 0.0},
+    'no-aug-more-views': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10},
+    'no-aug-longer': {**NO_AUG, 'baseline_epochs': 18},
+    'no-aug-96': {**NO_AUG, 'image_size': (96, 96)},
+    'no-aug-more-views-longer': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
+                                 'baseline_epochs': 18},
+}
+
+
+def demo_config(changes: dict, seed: int) -> tuple:
+    "The DemoConfig and AugmentConfig of a setting."
+    cfg = DemoConfig(seed=seed)
+    synthetic = {k[10:]: v for k, v in changes.items() if k.startswith('synthetic.')}
+    augment = {k[8:]: v for k, v in changes.items() if k.startswith('augment.')}
+    rest = {k: v for k, v in changes.items() if '.' not in k}
+    cfg = cfg.replace(synthetic=cfg.synthetic.replace(**synthetic), **rest)
+    return cfg, AugmentConfig(size=tuple(cfg.image_size)).replace(**augment)
+
+
+def synthetic_set(root: Path, cfg) -> Path:
+    "The synthetic set at `root`, reused when it was made with `cfg`."
+    try:
+        if load_ground_truth(root).config == cfg: return root
+    except (FileNotFoundError, ValueError): pass
+    return make_synthetic(root, cfg, workers=usable_cpus(), overwrite=root.exists())
+
+
+def measure(name: str, seed: int, out: Path) -> dict:
+    "Train BoT on one setting and seed; its normal-query scores and the chance levels."
+    cfg, augment = demo_config(SETTINGS[name], seed)
+    folder, t0 = out / name / f'seed{seed}', time.perf_counter()
+    root = synthetic_set(folder / 'synthetic', cfg.synthetic)
+    data, truth = read_veri776(root, verbose=False), load_ground_truth(root)
+    bot = fit_baseline(data, folder / 'bot', cfg.depth, None, tuple(cfg.image_size),
+                       cfg.schedule(cfg.baseline_epochs), augment, P=cfg.P, Q=cfg.Q, resume='auto').model
+    result = evaluate_reid(bot, data, image_size=tuple(cfg.image_size), num_workers=cfg.workers, device='cpu')
+    chance = chance_levels(result.q_pids, result.g_pids, result.q_camids, result.g_camids,
+                           identity_groups(truth))
+    scores = {'mAP': result.metrics['mAP'], **ground_truth_diagnostics(result, truth)}
+    return {'setting': name, 'seed': seed, **scores, **{f'chance {k}': chance[k] for k in scores},
+            'seconds': round(time.perf_counter() - t0, 1)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--seeds', type=int, nargs='+', default=[0])
+    ap.add_argument('--only', nargs='+', choices=list(SETTINGS), help='settings to run (default: all)')
+    ap.add_argument('--out', default='lab_sweep', help='work folder (synthetic sets, runs, results.jsonl)')
+    args = ap.parse_args(argv)
+    out, rows = Path(args.out), []
+    out.mkdir(parents=True, exist_ok=True)
+    for name in args.only or SETTINGS:
+        for seed in args.seeds:
+            row = measure(name, seed, out)
+            rows.append(row)
+            with open(out / 'results.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
+            lines = markdown_table([row], floatfmt='.3f').splitlines()
+            print('\n'.join(lines if len(rows) == 1 else lines[-1:]), flush=True)
+    keys = ['mAP', 'group mAP', 'within-group mAP']
+    summary = []
+    for name in dict.fromkeys(r['setting'] for r in rows):
+        mine = [r for r in rows if r['setting'] == name]
+        cell = lambda k: (f"{np.mean([r[k] for r in mine]):.3f} ± {np.std([r[k] for r in mine], ddof=1):.3f}"
+                          if len(mine) > 1 else f"{mine[0][k]:.3f}")
+        summary.append({'setting': name, 'seeds': len(mine),
+                        **{k: f"{cell(k)} (chance {mine[0][f'chance {k}']:.3f})" for k in keys}})
+    print('\n' + markdown_table(summary))
+
+
+if __name__ == '__main__':
+    main()
