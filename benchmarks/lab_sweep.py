@@ -45,6 +45,8 @@ SETTINGS = {  # name -> changes: 'synthetic.FIELD', 'augment.FIELD' or a DemoCon
     'no-aug-more-views': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10},
     'no-aug-longer': {**NO_AUG, 'baseline_epochs': 18},
     'no-aug-96': {**NO_AUG, 'image_size': (96, 96)},
+    'no-aug-more-views-96': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
+                             'image_size': (96, 96)},
     'no-aug-more-views-longer': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
                                  'baseline_epochs': 18},
 }
