@@ -47,6 +47,11 @@ SETTINGS = {  # name -> changes: 'synthetic.FIELD', 'augment.FIELD' or a DemoCon
     'no-aug-96': {**NO_AUG, 'image_size': (96, 96)},
     'no-aug-more-views-96': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
                              'image_size': (96, 96)},
+    'no-aug-more-ids': {**NO_AUG, 'synthetic.train_ids': 600},
+    'no-aug-more-views-128': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
+                              'image_size': (128, 128)},
+    'no-aug-more-views-96-lr3e-3': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
+                                    'image_size': (96, 96), 'lr': 3e-3},
     'no-aug-more-views-longer': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
                                  'baseline_epochs': 18},
 }
