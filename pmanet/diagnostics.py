@@ -19,8 +19,8 @@ __all__ = ['DIAGNOSTICS', 'chance_ap', 'chance_cmc', 'group_diagnostics', 'chanc
 def chance_ap(n, # valid gallery images of each query (matches included), >= 1
               r): # matches of each query, 1 <= r <= n
     "Expected AP of a uniformly random ranking of `n` gallery images, `r` of them matches (elementwise)."
-    n, r = np.asarray(n, float), np.asarray(r, float)
-    harmonic = np.vectorize(lambda m: np.sum(1 / np.arange(1, m + 1)))(n)
+    n, r = np.asarray(n, int), np.asarray(r, float)
+    harmonic = np.cumsum(1 / np.arange(1, int(n.max(initial=1)) + 1))[n - 1]   # H_n
     many = (r - 1) / np.maximum(n - 1, 1) + (n - r) / np.maximum(n - 1, 1) * harmonic / n
     return np.where(n > 1, many, 1.0)
 
@@ -35,23 +35,20 @@ def chance_cmc(n, r, # as in `chance_ap`
 # %% ../nbs/36_diagnostics.ipynb #d98f3abd
 DIAGNOSTICS = ('group mAP', 'within-group mAP')  # the two ground-truth scores
 
-def _labels(q_pids, g_pids, q_camids, g_camids, group_of):
-    "Identities, cameras and groups as arrays; the (Q, G) masks of same group and of junk."
-    q_pids, g_pids, q_camids, g_camids = (as_numpy(a).ravel() for a in (q_pids, g_pids, q_camids, g_camids))
-    q_groups, g_groups = (np.array([group_of[int(p)] for p in pids]) for pids in (q_pids, g_pids))
-    junk = (q_pids[:, None] == g_pids[None]) & (q_camids[:, None] == g_camids[None])
-    return q_pids, g_pids, q_camids, g_camids, q_groups, g_groups, q_groups[:, None] == g_groups[None], junk
+def _arrays(*labels): return (as_numpy(a).ravel() for a in labels)
+def _groups(pids, group_of:dict) -> np.ndarray: return np.array([group_of[int(p)] for p in pids])
 
 def group_diagnostics(distmat, # (Q, G) distances (smaller is closer)
                       q_pids, g_pids, q_camids, g_camids, # identities and cameras, as the protocol has them
                       group_of:dict) -> dict: # identity -> its near-duplicate group
     "Group mAP and within-group mAP of a query-gallery ranking."
     dist = as_numpy(distmat).astype(np.float64)
-    q_pids, g_pids, q_camids, g_camids, q_groups, g_groups, same_group, _ = _labels(
-        q_pids, g_pids, q_camids, g_camids, group_of)
+    q_pids, g_pids, q_camids, g_camids = _arrays(q_pids, g_pids, q_camids, g_camids)
+    q_groups, g_groups = _groups(q_pids, group_of), _groups(g_pids, group_of)
     cams = np.unique(np.concatenate([q_camids, g_camids]))
     cam_of = lambda pids, camids: pids * len(cams) + np.searchsorted(cams, camids)  # one per (id, camera)
     groups = rank_queries(dist, q_groups, g_groups, cam_of(q_pids, q_camids), cam_of(g_pids, g_camids))
+    same_group = q_groups[:, None] == g_groups[None]
     within = rank_queries(np.where(same_group, dist, np.inf), q_pids, g_pids, q_camids, g_camids)
     return {'group mAP': float(groups.ap[groups.valid].mean()),
             'within-group mAP': float(within.ap[within.valid].mean())}
@@ -59,8 +56,10 @@ def group_diagnostics(distmat, # (Q, G) distances (smaller is closer)
 def chance_levels(q_pids, g_pids, q_camids, g_camids, # as for `group_diagnostics`
                   group_of:dict) -> dict: # identity -> its near-duplicate group
     "What a random ranking scores on these queries and gallery: mAP, CMC@1, CMC@5 and both diagnostics."
-    q_pids, g_pids, _, _, _, _, same_group, junk = _labels(q_pids, g_pids, q_camids, g_camids, group_of)
+    q_pids, g_pids, q_camids, g_camids = _arrays(q_pids, g_pids, q_camids, g_camids)
     same_id = q_pids[:, None] == g_pids[None]
+    same_group = _groups(q_pids, group_of)[:, None] == _groups(g_pids, group_of)[None]
+    junk = same_id & (q_camids[:, None] == g_camids[None])
     def counts(match, excluded): # valid gallery images and matches of the queries that have a match
         n, r = (~excluded).sum(1), (match & ~excluded).sum(1)
         return n[r > 0], r[r > 0]

@@ -18,8 +18,8 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
-from pmanet.core import Config, ConfigError, PmanetError, UsageError, atomic_write, folder_lock, number, \
-    set_seed
+from .core import (
+    Config, ConfigError, PmanetError, UsageError, atomic_write, folder_lock, number, set_seed)
 from .hardware import AMP_CHOICES, autocast_dtype, describe_precision, get_device, loader_workers, \
     precision_name, precision_report, set_threads, to_fp32, usable_cpus, use_channels_last
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, check_fits, config_differences, \
