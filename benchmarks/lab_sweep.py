@@ -54,6 +54,16 @@ SETTINGS = {  # name -> changes: 'synthetic.FIELD', 'augment.FIELD' or a DemoCon
                                     'image_size': (96, 96), 'lr': 3e-3},
     'no-aug-more-views-longer': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
                                  'baseline_epochs': 18},
+    'tight-crops': {'synthetic.fill': (0.8, 0.95)},
+    'no-clutter': {'synthetic.clutter': (0.0, 0.0)},
+    'tight-no-clutter': {'synthetic.fill': (0.8, 0.95), 'synthetic.clutter': (0.0, 0.0)},
+    'no-aug-tight': {**NO_AUG, 'synthetic.fill': (0.8, 0.95)},
+    'no-aug-more-views-tight': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
+                                'synthetic.fill': (0.8, 0.95)},
+    'no-aug-more-views-tight-96': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
+                                   'synthetic.fill': (0.8, 0.95), 'image_size': (96, 96)},
+    'no-aug-more-views-no-clutter': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
+                                     'synthetic.clutter': (0.0, 0.0)},
 }
 
 

@@ -46,6 +46,11 @@ class SyntheticConfig(Config):
     truncation: float = number(0.15, 0, 1)
     # mean fraction of images with a light occluder (pole, foliage) in front
     occlusion: float = number(0.1, 0, 1)
+    # range of each camera's tightest framing: the share of the image side the vehicle's envelope spans
+    # (a camera frames from there to 0.2 more; detector crops such as VeRi776's are tight, about 0.8-0.95)
+    fill: tuple = number((0.55, 0.8), 0.1, 0.97)
+    # range of each camera's background clutter (0: a bare road and wall; 1: 14 shapes, some in car colours)
+    clutter: tuple = number((0.2, 1.0), 0, 1)
     supersample: int = number(2, 1, 8)  # draw at this multiple of the size, then area-average (anti-aliasing)
     # fixed JPEG quality (part of what makes the output byte-identical)
     jpeg_quality: int = number(90, 1, 100)
@@ -78,6 +83,9 @@ class SyntheticConfig(Config):
         need(0.5 <= self.aspect <= 3, 'aspect', 'between 0.5 and 3')
         need(0 <= self.truncation <= 0.5, 'truncation', 'between 0 and 0.5')
         need(0 <= self.occlusion <= 0.5, 'occlusion', 'between 0 and 0.5')
+        for name in ('fill', 'clutter'):
+            need(len(getattr(self, name)) == 2 and getattr(self, name)[0] <= getattr(self, name)[1], name,
+                 'a range (lo, hi) with lo <= hi')
         need(1 <= self.jpeg_quality <= 100, 'jpeg_quality', 'between 1 and 100')
         super().__post_init__()
 
@@ -666,7 +674,7 @@ def make_cameras(config:SyntheticConfig) -> tuple:
         rng = np.random.default_rng([config.seed, 2, c])
         p, main = np.zeros(8), int(rng.integers(8))
         for d, w in ((0, .55), (1, .15), (-1, .15), (4, .10), (3, .025), (5, .025)): p[(main + d) % 8] += w
-        lo = float(rng.uniform(.55, .80))
+        lo = float(rng.uniform(*config.fill))
         out.append(
             CameraSpec(
                 c, tuple(float(v) for v in p), float(rng.uniform(6, 30)),
@@ -678,7 +686,7 @@ def make_cameras(config:SyntheticConfig) -> tuple:
                 (lo, min(0.97, lo + 0.2)),
                 float(rng.uniform(0, 2 * config.truncation)),
                 float(rng.uniform(0, 2 * config.occlusion)), ('pole', 'foliage')[rng.integers(2)],
-                float(rng.uniform(0.2, 1)), int(rng.integers(2**31)),
+                float(rng.uniform(*config.clutter)), int(rng.integers(2**31)),
             )
         )
     return tuple(out)
