@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Where does the BoT baseline learn the synthetic benchmark's coarse level? A sweep of its knobs.
 
-Each setting changes the demo's defaults (`pmanet.demo.DemoConfig`): the synthetic set (`synthetic.*`),
-the training augmentation (`augment.*`, `pmanet.loading.AugmentConfig`) or the demo's own fields (epochs,
-input size, batch). For every setting and seed it writes the synthetic set, trains the BoT baseline as
+Each setting changes the demo's defaults (`pmanet.demo.DemoConfig`): the synthetic set (`synthetic.*`)
+or the demo's own fields (training augmentation, epochs, input size, batch). For every setting and seed it
+writes the synthetic set, trains the BoT baseline as
 the demo does, and scores the normal queries with the ground-truth diagnostics (`pmanet.diagnostics`): mAP,
 group mAP (the right near-duplicate group first) and within-group mAP (the right vehicle within its group),
 each beside its chance level. Prints one markdown row per (setting, seed) as it is measured, then mean ± std
@@ -25,13 +25,12 @@ from pmanet.datasets import read_veri776
 from pmanet.demo import DemoConfig
 from pmanet.diagnostics import chance_levels, ground_truth_diagnostics, identity_groups
 from pmanet.evaluate import evaluate_reid
-from pmanet.loading import AugmentConfig
 from pmanet.pmnet_training import fit_baseline
 from pmanet.hardware import usable_cpus
 from pmanet.synthetic import load_ground_truth, make_synthetic
 
-NO_AUG = {'augment.erasing_p': 0.0, 'augment.occlusion_p': 0.0}  # flip, pad and crop only
-SETTINGS = {  # name -> changes: 'synthetic.FIELD', 'augment.FIELD' or a DemoConfig field
+NO_AUG = {'erasing_p': 0.0, 'occlusion_p': 0.0}  # flip, pad and crop only
+SETTINGS = {  # name -> changes: 'synthetic.FIELD' or a DemoConfig field
     'demo': {},
     'no-erasing-occlusion': NO_AUG,
     'clean-images': {'synthetic.truncation': 0.0, 'synthetic.occlusion': 0.0},
@@ -40,8 +39,8 @@ SETTINGS = {  # name -> changes: 'synthetic.FIELD', 'augment.FIELD' or a DemoCon
     'longer': {'baseline_epochs': 18},
     'input-96': {'image_size': (96, 96)},
     'fewer-cameras': {'synthetic.cameras': 6, 'synthetic.cameras_per_id': (2, 4)},
-    'no-erasing': {'augment.erasing_p': 0.0},
-    'no-occlusion': {'augment.occlusion_p': 0.0},
+    'no-erasing': {'erasing_p': 0.0},
+    'no-occlusion': {'occlusion_p': 0.0},
     'no-aug-more-views': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10},
     'no-aug-longer': {**NO_AUG, 'baseline_epochs': 18},
     'no-aug-96': {**NO_AUG, 'image_size': (96, 96)},
@@ -64,17 +63,22 @@ SETTINGS = {  # name -> changes: 'synthetic.FIELD', 'augment.FIELD' or a DemoCon
                                    'synthetic.fill': (0.8, 0.95), 'image_size': (96, 96)},
     'no-aug-more-views-no-clutter': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
                                      'synthetic.clutter': (0.0, 0.0)},
+    'no-aug-more-views-tight-marks2': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
+                                       'synthetic.fill': (0.8, 0.95), 'synthetic.mark_scale': 2.0},
+    'no-aug-more-views-tight-marks2-96': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
+                                          'synthetic.fill': (0.8, 0.95), 'synthetic.mark_scale': 2.0,
+                                          'image_size': (96, 96)},
+    'no-aug-more-data-tight-marks2': {**NO_AUG, 'synthetic.train_ids': 300, 'synthetic.images_per_id': 10,
+                                      'synthetic.fill': (0.8, 0.95), 'synthetic.mark_scale': 2.0},
 }
 
 
-def demo_config(changes: dict, seed: int) -> tuple:
-    "The DemoConfig and AugmentConfig of a setting."
+def demo_config(changes: dict, seed: int) -> DemoConfig:
+    "The DemoConfig of a setting."
     cfg = DemoConfig(seed=seed)
     synthetic = {k[10:]: v for k, v in changes.items() if k.startswith('synthetic.')}
-    augment = {k[8:]: v for k, v in changes.items() if k.startswith('augment.')}
     rest = {k: v for k, v in changes.items() if '.' not in k}
-    cfg = cfg.replace(synthetic=cfg.synthetic.replace(**synthetic), **rest)
-    return cfg, AugmentConfig(size=tuple(cfg.image_size)).replace(**augment)
+    return cfg.replace(synthetic=cfg.synthetic.replace(**synthetic), **rest)
 
 
 def synthetic_set(root: Path, cfg) -> Path:
@@ -87,12 +91,13 @@ def synthetic_set(root: Path, cfg) -> Path:
 
 def measure(name: str, seed: int, out: Path) -> dict:
     "Train BoT on one setting and seed; its normal-query scores and the chance levels."
-    cfg, augment = demo_config(SETTINGS[name], seed)
+    cfg = demo_config(SETTINGS[name], seed)
     folder, t0 = out / name / f'seed{seed}', time.perf_counter()
     root = synthetic_set(folder / 'synthetic', cfg.synthetic)
     data, truth = read_veri776(root, verbose=False), load_ground_truth(root)
     bot = fit_baseline(data, folder / 'bot', cfg.depth, None, tuple(cfg.image_size),
-                       cfg.schedule(cfg.baseline_epochs), augment, P=cfg.P, Q=cfg.Q, resume='auto').model
+                       cfg.schedule(cfg.baseline_epochs), cfg.augment(), P=cfg.P, Q=cfg.Q,
+                       resume='auto').model
     result = evaluate_reid(bot, data, image_size=tuple(cfg.image_size), num_workers=cfg.workers, device='cpu')
     chance = chance_levels(result.q_pids, result.g_pids, result.q_camids, result.g_camids,
                            identity_groups(truth))

@@ -21,6 +21,7 @@ from .hardware import describe_precision, precision_report, usable_cpus
 from .datasets import read_veri776
 from .synthetic import SyntheticConfig, load_ground_truth, make_synthetic
 from .store import Store
+from .loading import AugmentConfig
 from .train import TrainConfig
 from .backbone import RESNET_CHANNELS
 from .grabcut import GrabCutConfig, make_pseudo_masks
@@ -65,6 +66,9 @@ class DemoConfig(Config):
     warmup_epochs: int = number(1, 0, 100_000)  # linear warm-up length
     P: int = number(16, 2, 4096)  # identities per batch
     Q: int = number(4, 2, 1024)  # images per identity (P x Q = 64, the paper's PANet batch)
+    # training augmentation of PMNet and the baseline: random erasing and random colour occlusion (IV-B-1)
+    erasing_p: float = number(0.5, 0, 1)
+    occlusion_p: float = number(0.3, 0, 1)
     # area fraction of the occluding patch of each query (paper IV-E)
     occlusion_area: tuple = number((0.1, 0.3), 0, 1)
     rerank: str = 'standard'             # k-reciprocal re-ranking preset of the 're_ranking: yes' rows
@@ -77,6 +81,10 @@ class DemoConfig(Config):
         return TrainConfig(epochs=epochs, lr=self.lr, warmup_epochs=self.warmup_epochs,
                            milestones=(max(1, epochs * 3 // 4),), seed=self.seed, device='cpu', eval_every=0,
                            progress=progress, workers=self.workers)
+
+    def augment(self) -> AugmentConfig:
+        "The training augmentation of PMNet and the baseline: flip, pad-and-crop, erasing and occlusion."
+        return AugmentConfig(size=tuple(self.image_size), erasing_p=self.erasing_p, occlusion_p=self.occlusion_p)
 
     def panet_config(self) -> PANetConfig:
         "PANet as the demo trains it: from scratch, at `panet_image_size`, with the narrow decoder."
@@ -182,9 +190,9 @@ def run_demo(out, # output folder (created; an existing demo folder is resumed)
     pm_cfg = cfg.pmnet_config()
     with stage('baseline training'):
         baseline = fit_baseline(data, out/'baseline', cfg.depth, None, size, schedule(cfg.baseline_epochs),
-                                P=cfg.P, Q=cfg.Q, resume='auto').model
+                                cfg.augment(), P=cfg.P, Q=cfg.Q, resume='auto').model
     with stage('PMNet training'):
-        trainer = fit_pmnet(data, out/'parts', out/'pmnet', pm_cfg, schedule(cfg.pmnet_epochs), P=cfg.P,
+        trainer = fit_pmnet(data, out/'parts', out/'pmnet', pm_cfg, schedule(cfg.pmnet_epochs), cfg.augment(), P=cfg.P,
                             Q=cfg.Q, resume='auto')
     with stage('evaluation'):
         rows, res, lam, truth = [], {}, trainer.criterion.fusion_weights(), load_ground_truth(root)

@@ -108,7 +108,7 @@ def study_seed(out, # the seed's folder (a demo folder; created when new)
         if key not in ('bot', 'pmanet'):
             print(f"[study seed {cfg.seed}] {label} ...", flush=True)
             fit_pmnet(data, out/'parts', _run_dir(out, key), ablation_config(key, cfg.pmnet_config()),
-                      cfg.schedule(cfg.pmnet_epochs, progress), P=cfg.P, Q=cfg.Q, resume='auto')
+                      cfg.schedule(cfg.pmnet_epochs, progress), cfg.augment(), P=cfg.P, Q=cfg.Q, resume='auto')
         res['train_seconds'][label] = round(time.perf_counter() - t, 1)
         model, spec, lambdas = load_model(_run_dir(out, key)/'last.pt')
         ev = dict(lambdas=lambdas, image_size=tuple(cfg.image_size), num_workers=cfg.workers, device='cpu')

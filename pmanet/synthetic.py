@@ -51,6 +51,8 @@ class SyntheticConfig(Config):
     fill: tuple = number((0.55, 0.8), 0.1, 0.97)
     # range of each camera's background clutter (0: a bare road and wall; 1: 14 shapes, some in car colours)
     clutter: tuple = number((0.2, 1.0), 0, 1)
+    # size of the identity marks (stickers, decals, roof items) against their defaults; 2 doubles each side
+    mark_scale: float = number(1.0, 0.5, 3)
     supersample: int = number(2, 1, 8)  # draw at this multiple of the size, then area-average (anti-aliasing)
     # fixed JPEG quality (part of what makes the output byte-identical)
     jpeg_quality: int = number(90, 1, 100)
@@ -313,13 +315,15 @@ def _far_colour(rng, rgb):
     far = [c for c in _MARK_COLOURS if np.abs(np.subtract(c, rgb)).sum() > 0.6]
     return far[rng.integers(len(far))]
 
-def _sample_mark(kind:str, rng:np.random.Generator, body_rgb:tuple, rims:tuple) -> Mark:
+def _sample_mark(kind:str, rng:np.random.Generator, body_rgb:tuple, rims:tuple,
+                 scale:float=1.0) -> Mark: # `SyntheticConfig.mark_scale`: sides x scale, within the region
     """Draw one mark of `kind` (its shape, colour and place) for a vehicle of colour `body_rgb` whose group
     rims are `rims`."""
     u = lambda a, b: float(rng.uniform(a, b))
+    big = lambda a, b, most=1.0: min(most, u(a, b) * scale)    # a mark side, scaled, at most `most`
     if kind in ('windscreen_sticker',
                 'rear_sticker'):      # inspection labels sit in a corner or behind the mirror
-        w, h = u(.12, .22), u(.16, .30)
+        w, h = big(.12, .22, .45), big(.16, .30, .9)
         s0 = [.04, .96 - w, .5 - w / 2][rng.integers(3)]
         t0 = .95 - h if rng.random() < .7 else .05
         col = [
@@ -330,10 +334,10 @@ def _sample_mark(kind:str, rng:np.random.Generator, body_rgb:tuple, rims:tuple) 
     if kind == 'roof_item':
         shape = ['box', 'rack', 'sign', 'beacon'][rng.integers(4)]
         s0, s1, h = {
-            'box': (u(0.1, 0.25), u(0.7, 0.9), u(0.14, 0.25)),
-            'rack': (0.2, 0.8, 0.07),
-            'sign': (u(0.35, 0.45), u(0.55, 0.65), u(0.15, 0.22)),
-            'beacon': (u(0.4, 0.5), u(0.55, 0.6), u(0.08, 0.12)),
+            'box': (u(0.1, 0.25), u(0.7, 0.9), big(0.14, 0.25)),
+            'rack': (0.2, 0.8, 0.07 * scale),
+            'sign': (u(0.35, 0.45), u(0.55, 0.65), big(0.15, 0.22)),
+            'beacon': (u(0.4, 0.5), u(0.55, 0.6), big(0.08, 0.12)),
         }[shape]
         col = {
             'box': [(0.1, 0.1, 0.1), (0.85, 0.85, 0.85), (0.55, 0.55, 0.58)],
@@ -348,9 +352,9 @@ def _sample_mark(kind:str, rng:np.random.Generator, body_rgb:tuple, rims:tuple) 
     shape = ['stripe', 'block', 'disc'][rng.integers(3)]                    # side, rear and hood decals
     if shape == 'stripe':
         t0 = u(0.1, 0.6)
-        box = (0.0, t0, 1.0, t0 + u(0.15, 0.35))
+        box = (0.0, t0, 1.0, t0 + big(0.15, 0.35, 1 - t0))
     else:  # side regions are long and low: a side block or disc takes most of the height
-        w, h = (u(0.08, 0.3), u(0.55, 0.95)) if kind == 'side_decal' else (u(0.25, 0.5), u(0.25, 0.5))
+        w, h = (big(0.08, 0.3), big(0.55, 0.95)) if kind == 'side_decal' else (big(0.25, 0.5), big(0.25, 0.5))
         s0, t0 = u(0, 1 - w), u(0, 1 - h)
         box = (s0, t0, s0 + w, t0 + h)
     if kind == 'hood_decal' and shape == 'stripe': box = (.4, .05, .6,
@@ -381,7 +385,7 @@ def make_identities(config:SyntheticConfig) -> tuple:
             rims = (int([0, 4, 5, 6, 8][rng.integers(5)]), _RIM_COLOURS[rng.integers(len(_RIM_COLOURS))])
             subsets = [c for r in (1, 2, 3) for c in itertools.combinations(body.marks, r)]
             for j in rng.choice(len(subsets), size=size, replace=False):
-                marks = tuple(_sample_mark(k, rng, rgb, rims) for k in subsets[j])
+                marks = tuple(_sample_mark(k, rng, rgb, rims, config.mark_scale) for k in subsets[j])
                 own = next((m for m in marks if m.kind == 'rims'), None)
                 out.append(Identity(pid, split, group, body.name, stretch, colour, rgb,
                                     (int(own.shape.split('-')[0]), own.rgb) if own else rims,
