@@ -70,6 +70,10 @@ SETTINGS = {  # name -> changes: 'synthetic.FIELD' or a DemoConfig field
                                           'image_size': (96, 96)},
     'no-aug-more-data-tight-marks2': {**NO_AUG, 'synthetic.train_ids': 300, 'synthetic.images_per_id': 10,
                                       'synthetic.fill': (0.8, 0.95), 'synthetic.mark_scale': 2.0},
+    'no-aug-many-views-tight-marks2': {**NO_AUG, 'synthetic.train_ids': 75, 'synthetic.images_per_id': 20,
+                                       'synthetic.fill': (0.8, 0.95), 'synthetic.mark_scale': 2.0},
+    'no-aug-more-views-tight-marks3': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
+                                       'synthetic.fill': (0.8, 0.95), 'synthetic.mark_scale': 3.0},
 }
 
 

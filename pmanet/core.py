@@ -154,6 +154,13 @@ def _fits(tp, v) -> bool:
     return True
 
 # %% ../nbs/00_core.ipynb #aea186ca
+def _merged(base:dict, changes:dict) -> dict:
+    "`base` with `changes`, nested dicts merged key by key."
+    out = dict(base)
+    for k, v in changes.items():
+        out[k] = _merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
 class Config:
     """Mixin for config dataclasses: dict/YAML/JSON round-trip that rejects unknown keys, and numbers checked
     against the bounds declared with their fields (`number`)."""
@@ -199,8 +206,9 @@ class Config:
         return path
 
     @classmethod
-    def load(cls, path):
-        "Read a config saved by `save` (or written by hand)."
+    def load(cls, path, # a file saved by `save` or written by hand: YAML, or JSON by its suffix
+             base=None): # a config the file's fields change (default: the class defaults)
+        "Read a config saved by `save` (or written by hand), as changes to `base`."
         path = Path(path)
         if not path.exists(): raise FileNotFoundError(f"config file not found: {path}")
         try: d = json.loads(path.read_text()) if path.suffix == '.json' else yaml.safe_load(path.read_text())
@@ -209,7 +217,7 @@ class Config:
         if not isinstance(d, dict):
             raise ConfigError(f"config file {path} must hold a mapping of field: value, got "
                               f"{type(d).__name__}")
-        return cls.from_dict(d)
+        return cls.from_dict(d if base is None else _merged(base.to_dict(), d))
 
     def replace(self, **changes):
         "A copy with `changes` applied (unknown names rejected like in `from_dict`)."

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pmanet.core import Config, UsageError, atomic_write, folder_lock, markdown_table, number, read_image,\
-    set_seed
+from .core import (Config, UsageError, atomic_write, folder_lock, markdown_table, number, read_image,
+                         set_seed)
 from .hardware import describe_precision, precision_report, usable_cpus
 from .datasets import read_veri776
 from .synthetic import SyntheticConfig, load_ground_truth, make_synthetic
@@ -35,8 +35,8 @@ from .diagnostics import DIAGNOSTICS, chance_levels, ground_truth_diagnostics, i
 from .pmnet_training import fit_baseline, fit_pmnet
 
 # %% auto #0
-__all__ = ['STAGES', 'SCORES', 'DemoConfig', 'evaluate_normal_and_occluded', 'reid_scores', 'run_demo', 'write_report',
-           'mean_std', 'seed_summary', 'paired_gaps', 'demo_command']
+__all__ = ['PRESETS', 'STAGES', 'SCORES', 'DemoConfig', 'demo_preset', 'evaluate_normal_and_occluded', 'reid_scores', 'run_demo',
+           'write_report', 'mean_std', 'seed_summary', 'paired_gaps', 'demo_command']
 
 # %% ../nbs/40_demo.ipynb #e868b716
 @dataclass
@@ -84,7 +84,8 @@ class DemoConfig(Config):
 
     def augment(self) -> AugmentConfig:
         "The training augmentation of PMNet and the baseline: flip, pad-and-crop, erasing and occlusion."
-        return AugmentConfig(size=tuple(self.image_size), erasing_p=self.erasing_p, occlusion_p=self.occlusion_p)
+        return AugmentConfig(size=tuple(self.image_size), erasing_p=self.erasing_p,
+                             occlusion_p=self.occlusion_p)
 
     def panet_config(self) -> PANetConfig:
         "PANet as the demo trains it: from scratch, at `panet_image_size`, with the narrow decoder."
@@ -96,6 +97,21 @@ class DemoConfig(Config):
         "PMNet as the demo trains it (every ablation of the study starts from this config)."
         return PMNetConfig(depth=self.depth, weights=None, image_size=tuple(self.image_size),
                            num_parts=self.num_parts, reduction_dim=self.reduction_dim)
+
+# %% ../nbs/40_demo.ipynb #5e06c770
+PRESETS = {  # name -> changes to DemoConfig's defaults (`synthetic`: to the demo's benchmark)
+    'demo': {},
+    'lab': dict(synthetic=dict(train_ids=150, images_per_id=10, fill=(0.8, 0.95), mark_scale=2.0),
+                erasing_p=0.0, occlusion_p=0.0),
+}
+
+def demo_preset(name:str='demo', # a key of PRESETS
+                config=None) -> DemoConfig: # a YAML/JSON file of changes on top of the preset (optional)
+    "The settings of a named preset, with the fields of `config` changed."
+    if name not in PRESETS: raise UsageError(f"unknown preset {name!r}; use one of: {', '.join(PRESETS)}")
+    cfg = DemoConfig.from_dict(PRESETS[name])
+    return DemoConfig.load(config, cfg) if config else cfg
+
 
 # %% ../nbs/40_demo.ipynb #1ba72a4d
 STAGES = ('synthetic benchmark', 'GrabCut pseudo masks', 'PANet training', 'PANet part stores',
@@ -192,8 +208,8 @@ def run_demo(out, # output folder (created; an existing demo folder is resumed)
         baseline = fit_baseline(data, out/'baseline', cfg.depth, None, size, schedule(cfg.baseline_epochs),
                                 cfg.augment(), P=cfg.P, Q=cfg.Q, resume='auto').model
     with stage('PMNet training'):
-        trainer = fit_pmnet(data, out/'parts', out/'pmnet', pm_cfg, schedule(cfg.pmnet_epochs), cfg.augment(), P=cfg.P,
-                            Q=cfg.Q, resume='auto')
+        trainer = fit_pmnet(data, out/'parts', out/'pmnet', pm_cfg, schedule(cfg.pmnet_epochs), cfg.augment(),
+                            P=cfg.P, Q=cfg.Q, resume='auto')
     with stage('evaluation'):
         rows, res, lam, truth = [], {}, trainer.criterion.fusion_weights(), load_ground_truth(root)
         stores = dict(parts=Store(out/'parts'), parts_occluded=Store(out/'parts_occluded'))
@@ -347,7 +363,8 @@ def paired_gaps(runs:list, # the results of `run_demo` with different seeds
 
 # %% ../nbs/40_demo.ipynb #a04bf884
 def demo_command(out:str='pmanet_demo', # output folder: data, runs, results and figures
-                 config:str=None, # a YAML/JSON DemoConfig file to override the defaults
+                 preset:str='demo', # named settings: 'demo' (the defaults) or 'lab' (see PRESETS)
+                 config:str=None, # a YAML/JSON file of DemoConfig fields that change the preset's
                  seed:int=0, # the seed of everything
                  seeds:int=1, # run seeds SEED .. SEED+SEEDS-1 (in OUT/seedN) and print mean ± std over them
                  workers:int=None, # worker processes (default: chosen for this machine)
@@ -355,7 +372,7 @@ def demo_command(out:str='pmanet_demo', # output folder: data, runs, results and
                  quiet:bool=False): # no progress bars (they are shown only in a terminal anyway)
     "Run PMANet end to end on the synthetic benchmark on CPU: print the results table and write a report."
     if seeds < 1: raise UsageError(f"--seeds must be at least 1, got {seeds}")
-    base, progress = DemoConfig.load(config) if config else DemoConfig(), not quiet and sys.stderr.isatty()
+    base, progress = demo_preset(preset, config), not quiet and sys.stderr.isatty()
     with folder_lock(out, 'demo folder'):                  # a second demo into OUT is refused
         if seeds == 1:
             run_demo(out, base.replace(seed=seed, workers=workers), progress, verify)

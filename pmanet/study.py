@@ -22,7 +22,8 @@ from .pmnet import ablation_config
 from .metrics import evaluate_rank
 from .evaluate import IMAGES_ONLY, occluded_query_records, rescore
 from .pmnet_training import fit_pmnet
-from .demo import SCORES, DemoConfig, evaluate_normal_and_occluded, mean_std, reid_scores, run_demo
+from .demo import (SCORES, DemoConfig, demo_preset, evaluate_normal_and_occluded, mean_std, reid_scores,
+                         run_demo)
 
 # %% auto #0
 __all__ = ['STUDY_ROWS', 'OFF_CENTRE', 'CLAIMS', 'study_rows', 'framing', 'subset_scores', 'study_seed', 'study_table',
@@ -108,7 +109,8 @@ def study_seed(out, # the seed's folder (a demo folder; created when new)
         if key not in ('bot', 'pmanet'):
             print(f"[study seed {cfg.seed}] {label} ...", flush=True)
             fit_pmnet(data, out/'parts', _run_dir(out, key), ablation_config(key, cfg.pmnet_config()),
-                      cfg.schedule(cfg.pmnet_epochs, progress), cfg.augment(), P=cfg.P, Q=cfg.Q, resume='auto')
+                      cfg.schedule(cfg.pmnet_epochs, progress), cfg.augment(), P=cfg.P, Q=cfg.Q,
+                      resume='auto')
         res['train_seconds'][label] = round(time.perf_counter() - t, 1)
         model, spec, lambdas = load_model(_run_dir(out, key)/'last.pt')
         ev = dict(lambdas=lambdas, image_size=tuple(cfg.image_size), num_workers=cfg.workers, device='cpu')
@@ -284,7 +286,8 @@ def run_study(out, # folder of the seeds (OUT/seedN: demo folders, reused when p
 
 # %% ../nbs/41_study.ipynb #7a43fc95
 def study_command(out:str='pmanet_study', # folder of the seeds (a `pmanet demo --seeds N` folder is reused)
-                  config:str=None, # a YAML/JSON DemoConfig file to override the demo's defaults
+                  preset:str='demo', # named settings: 'demo' or 'lab' (`pmanet.demo.PRESETS`)
+                  config:str=None, # a YAML/JSON file of DemoConfig fields that change the preset's
                   seed:int=0, # the first seed
                   seeds:int=3, # run seeds SEED .. SEED+SEEDS-1
                   rows:str=None, # comma-separated rows (labels or keys; default: all of STUDY_ROWS)
@@ -292,7 +295,7 @@ def study_command(out:str='pmanet_study', # folder of the seeds (a `pmanet demo 
                   quiet:bool=False): # no progress bars (they are shown only in a terminal anyway)
     "The paper's ablations on the synthetic benchmark over several seeds: tables, claims and a figure."
     if seeds < 1: raise UsageError(f"--seeds must be at least 1, got {seeds}")
-    cfg = (DemoConfig.load(config) if config else DemoConfig()).replace(workers=workers)
+    cfg = demo_preset(preset, config).replace(workers=workers)
     progress = not quiet and sys.stderr.isatty()
     with folder_lock(out, 'study folder'):                 # a second study (or demo) into OUT is refused
         run_study(out, cfg, tuple(range(seed, seed + seeds)), study_rows(rows), progress)
