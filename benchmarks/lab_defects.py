@@ -12,7 +12,7 @@ The defects:
 - random part boxes: each image gets K random boxes (fixed per image) instead of PANet's, train and test;
 - L_PT detached: the part-transfer loss is computed on detached features, so no gradient reaches the network;
 - L_PT sign flipped: the network is trained to push g and h apart;
-- MAM -> identity: the multi-scale attention module is an identity map (the study's Exp-3, retrained here);
+- MAM -> identity: the multi-scale attention module is an identity map: the study's Exp-3 row, read from it;
 - Partial Tasks unmasked: the Partial Tasks crop the whole map instead of the masked one.
 Results go to OUT/defects/NAME/seedN (a finished run is reused) and OUT/defects.json; the table is printed.
 """
@@ -78,14 +78,18 @@ DEFECTS = {
 }
 
 
-def pmanet_scores(seed_dir: Path) -> dict:
-    "The study's Exp-7 PMANet scores on one seed, normal and occluded queries."
+STUDY_ROWS = {'MAM -> identity': 'Exp-3 no MAM'}  # defects the study trains anyway: its row is the copy
+
+
+def study_scores(seed_dir: Path, row: str = 'Exp-7 PMANet') -> dict:
+    "A study row's PMANet scores on one seed, normal and occluded queries."
     study = json.loads((seed_dir / 'study.json').read_text())
-    return study['rows']['Exp-7 PMANet']['scores']['PMANet']
+    return study['rows'][row]['scores']['PMANet']
 
 
 def defect_scores(seed_dir: Path, name: str) -> dict:
-    "Train (or reuse) the defect `name` on the study seed in `seed_dir`; its scores like `pmanet_scores`."
+    "Train (or reuse) the defect `name` on the study seed in `seed_dir`; its scores like `study_scores`."
+    if name in STUDY_ROWS: return study_scores(seed_dir, STUDY_ROWS[name])
     changes, plant, random_at_test = DEFECTS[name]
     run = seed_dir / 'defects' / re.sub(r'\W+', '_', name).strip('_')
     if (run / 'scores.json').is_file(): return json.loads((run / 'scores.json').read_text())
@@ -130,7 +134,7 @@ def main(argv=None):
     for name in args.only or DEFECTS:
         for seed in args.seeds:
             seed_dir = out / f'seed{seed}'
-            real, broken = pmanet_scores(seed_dir)['normal'], defect_scores(seed_dir, name)['normal']
+            real, broken = study_scores(seed_dir)['normal'], defect_scores(seed_dir, name)['normal']
             effects.setdefault(name, []).append({k: broken[k] - real[k] for k in SCORES})
             print(f"[defects] {name}, seed {seed}: within-group {broken['within-group mAP']:.3f} "
                   f"(PMANet {real['within-group mAP']:.3f})", flush=True)

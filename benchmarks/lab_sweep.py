@@ -12,21 +12,25 @@ per setting.
     python benchmarks/lab_sweep.py --seeds 0 1 2 --out /tmp/lab   # every setting below
     python benchmarks/lab_sweep.py --only demo no-erasing-occlusion  # some of them
 
-The synthetic sets are kept under OUT (one per setting and seed) and reused by a later call.
+    python benchmarks/lab_sweep.py --references --only demo   # what the labels and colour alone allow
+
+The synthetic sets are kept under OUT (one per setting and seed) and reused by a later call; the rows are
+appended to OUT/results.jsonl (OUT/references.jsonl).
 """
 
 import argparse, json, time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from pmanet.core import markdown_table
+from pmanet.core import markdown_table, read_image
 from pmanet.datasets import read_veri776
-from pmanet.demo import DemoConfig
-from pmanet.diagnostics import chance_levels, ground_truth_diagnostics, identity_groups
+from pmanet.demo import DemoConfig, mean_std
+from pmanet.diagnostics import chance_levels, ground_truth_diagnostics, group_diagnostics, identity_groups
 from pmanet.evaluate import evaluate_reid
 from pmanet.pmnet_training import fit_baseline
-from pmanet.hardware import usable_cpus
+from pmanet.hardware import describe_precision, precision_report, usable_cpus
 from pmanet.synthetic import load_ground_truth, make_synthetic
 
 NO_AUG = {'erasing_p': 0.0, 'occlusion_p': 0.0}  # flip, pad and crop only
@@ -77,6 +81,9 @@ SETTINGS = {  # name -> changes: 'synthetic.FIELD' or a DemoConfig field
 }
 
 
+SCORES = ('mAP', 'group mAP', 'within-group mAP')
+
+
 def demo_config(changes: dict, seed: int) -> DemoConfig:
     "The DemoConfig of a setting."
     cfg = DemoConfig(seed=seed)
@@ -107,7 +114,48 @@ def measure(name: str, seed: int, out: Path) -> dict:
                            identity_groups(truth))
     scores = {'mAP': result.metrics['mAP'], **ground_truth_diagnostics(result, truth)}
     return {'setting': name, 'seed': seed, **scores, **{f'chance {k}': chance[k] for k in scores},
-            'seconds': round(time.perf_counter() - t0, 1)}
+            'seconds': round(time.perf_counter() - t0, 1),
+            'arithmetic': describe_precision(precision_report())}
+
+
+def sweep_summary(rows: list) -> list:
+    "One row per setting: each score as mean ± std over its seeds, beside its chance level."
+    out = []
+    for name in dict.fromkeys(r['setting'] for r in rows):
+        mine = [r for r in rows if r['setting'] == name]
+        out.append({'setting': name, 'seeds': len(mine), **{
+            k: f"{mean_std([r[k] for r in mine])} (chance {mine[0][f'chance {k}']:.3f})" for k in SCORES}})
+    return out
+
+
+def _colour_histogram(record, truth, on_vehicle: bool) -> np.ndarray:
+    "A 12 x 4 x 4 HSV histogram of an image, of the whole image or of the true vehicle mask only."
+    hsv = cv2.cvtColor(read_image(record.path), cv2.COLOR_RGB2HSV)
+    mask = truth[record.key]['mask'] if on_vehicle else None
+    h = cv2.calcHist([hsv], [0, 1, 2], mask, [12, 4, 4], [0, 180, 0, 256, 0, 256]).ravel()
+    return h / max(h.sum(), 1)
+
+
+def references(name: str, out: Path) -> list:
+    """What the test split of a setting allows: rankings by the true labels (ties broken at random) and by a
+    hand-made colour histogram, scored like the networks."""
+    cfg = demo_config(SETTINGS[name], 0)
+    root = synthetic_set(out / name / 'seed0' / 'synthetic', cfg.synthetic)
+    data, truth = read_veri776(root, verbose=False), load_ground_truth(root)
+    q, g, ids, rng = data.query, data.gallery, truth.identities, np.random.default_rng(0)
+    labels = (np.array([r.pid for r in q]), np.array([r.pid for r in g]),
+              np.array([r.camid for r in q]), np.array([r.camid for r in g]), identity_groups(truth))
+    def by_label(of):
+        a, b = np.array([of(ids[r.pid]) for r in q]), np.array([of(ids[r.pid]) for r in g])
+        return (a[:, None] != b[None]) + rng.uniform(0, 1e-3, (len(a), len(b)))
+    def by_histogram(on_vehicle):
+        hq, hg = (np.stack([_colour_histogram(r, truth, on_vehicle) for r in rs]) for rs in (q, g))
+        return np.abs(hq[:, None] - hg[None]).sum(-1)
+    dists = {'true body + colour': by_label(lambda i: f"{i['body']} {i['colour']}"),
+             'true colour': by_label(lambda i: i['colour']), 'true body': by_label(lambda i: i['body']),
+             'colour histogram, whole image': by_histogram(False),
+             'colour histogram, true vehicle mask': by_histogram(True)}
+    return [{'setting': name, 'model': m, **group_diagnostics(d, *labels)} for m, d in dists.items()]
 
 
 def main(argv=None):
@@ -115,9 +163,15 @@ def main(argv=None):
     ap.add_argument('--seeds', type=int, nargs='+', default=[0])
     ap.add_argument('--only', nargs='+', choices=list(SETTINGS), help='settings to run (default: all)')
     ap.add_argument('--out', default='lab_sweep', help='work folder (synthetic sets, runs, results.jsonl)')
+    ap.add_argument('--references', action='store_true',
+                    help='instead of training: score rankings by true labels and by colour histograms')
     args = ap.parse_args(argv)
     out, rows = Path(args.out), []
     out.mkdir(parents=True, exist_ok=True)
+    if args.references:
+        refs = [row for name in args.only or SETTINGS for row in references(name, out)]
+        with open(out / 'references.jsonl', 'a') as f: f.writelines(json.dumps(r) + '\n' for r in refs)
+        return print(markdown_table(refs, floatfmt='.3f'))
     for name in args.only or SETTINGS:
         for seed in args.seeds:
             row = measure(name, seed, out)
@@ -125,15 +179,7 @@ def main(argv=None):
             with open(out / 'results.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
             lines = markdown_table([row], floatfmt='.3f').splitlines()
             print('\n'.join(lines if len(rows) == 1 else lines[-1:]), flush=True)
-    keys = ['mAP', 'group mAP', 'within-group mAP']
-    summary = []
-    for name in dict.fromkeys(r['setting'] for r in rows):
-        mine = [r for r in rows if r['setting'] == name]
-        cell = lambda k: (f"{np.mean([r[k] for r in mine]):.3f} ± {np.std([r[k] for r in mine], ddof=1):.3f}"
-                          if len(mine) > 1 else f"{mine[0][k]:.3f}")
-        summary.append({'setting': name, 'seeds': len(mine),
-                        **{k: f"{cell(k)} (chance {mine[0][f'chance {k}']:.3f})" for k in keys}})
-    print('\n' + markdown_table(summary))
+    print('\n' + markdown_table(sweep_summary(rows)))
 
 
 if __name__ == '__main__':

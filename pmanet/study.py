@@ -26,8 +26,8 @@ from .demo import (SCORES, DemoConfig, demo_preset, evaluate_normal_and_occluded
                          run_demo)
 
 # %% auto #0
-__all__ = ['STUDY_ROWS', 'OFF_CENTRE', 'CLAIMS', 'study_rows', 'framing', 'subset_scores', 'study_seed', 'study_table',
-           'framing_table', 'stage1_table', 'verdict', 'claims_table', 'run_study', 'study_command']
+__all__ = ['STUDY_ROWS', 'OFF_CENTRE', 'CLAIMS', 'CLAIM_METRICS', 'study_rows', 'framing', 'subset_scores', 'study_seed',
+           'study_table', 'framing_table', 'stage1_table', 'verdict', 'claims_table', 'run_study', 'study_command']
 
 # %% ../nbs/41_study.ipynb #14818920
 STUDY_ROWS = {  # row label -> 'bot' (the BoT baseline) or a key of pmanet.pmnet.ABLATIONS
@@ -175,31 +175,33 @@ def stage1_table(runs:list) -> list[dict]:
     return out
 
 # %% ../nbs/41_study.ipynb #3bfae1e7
-def _gap(runs, a, b, variant='PMANet', queries='normal'):
-    return [_score(r, a, variant, queries) - _score(r, b, variant, queries) for r in runs]
+def _gap(runs, a, b, variant='PMANet', queries='normal', metric='mAP'):
+    return [_score(r, a, variant, queries, metric) - _score(r, b, variant, queries, metric) for r in runs]
 
-def _drop(run, label, variant):
-    return _score(run, label, variant, 'normal') - _score(run, label, variant, 'occluded')
+def _drop(run, label, variant, metric):
+    return _score(run, label, variant, 'normal', metric) - _score(run, label, variant, 'occluded', metric)
 
 def _framing_map(run, label, group): return _primary(run, label)['framing'][group]['mAP']
 
 def _vs(other:str, queries:str='normal'):
-    "Exp-7's mAP minus `other`'s, seed by seed."
-    return lambda runs: _gap(runs, 'Exp-7 PMANet', other, queries=queries)
+    "Exp-7's score minus `other`'s, seed by seed."
+    return lambda runs, metric: _gap(runs, 'Exp-7 PMANet', other, queries=queries, metric=metric)
 
-def _off_centre_gain(runs):
-    "PANet's gain over the stripes on off-centre queries minus its gain on centred ones."
+def _off_centre_gain(runs, metric):
+    "PANet's gain over the stripes on off-centre queries minus its gain on centred ones (framing: mAP only)."
+    if metric != 'mAP': return None
     gain = lambda r, g: _framing_map(r, 'Exp-7 PMANet', g) - _framing_map(r, 'Exp-4 uniform stripes', g)
     return [gain(r, 'off-centre') - gain(r, 'centred') for r in runs]
 
 def _occlusion_gain(variant:str):
-    "How much less mAP Exp-7 loses to occlusion than the baseline does."
-    return lambda runs: [_drop(r, 'BoT baseline', variant) - _drop(r, 'Exp-7 PMANet', variant) for r in runs]
+    "How much less Exp-7 loses to occlusion than the baseline does."
+    drops = lambda r, metric: [_drop(r, label, variant, metric) for label in ('BoT baseline', 'Exp-7 PMANet')]
+    return lambda runs, metric: [np.subtract(*drops(r, metric)) for r in runs]
 
-def _mask_gain(runs): return [r['stage1']['all']['panet_iou'] - r['stage1']['all']['grabcut_iou']
-                               for r in runs]
+def _mask_gain(runs, metric): # a stage-1 measure: the same whatever the retrieval metric
+    return [r['stage1']['all']['panet_iou'] - r['stage1']['all']['grabcut_iou'] for r in runs]
 
-CLAIMS = [  # (claim, what is compared (mAP unless said), runs -> paired gains); the paper says gain > 0
+CLAIMS = [  # (claim, what is compared, (runs, metric) -> paired gains or None); the paper: gain > 0
     ('1. the global head helps', 'Exp-7 - Exp-5', _vs('Exp-5 no global head')),
     ("2. PANet's parts beat uniform stripes", 'Exp-7 - Exp-4', _vs('Exp-4 uniform stripes')),
     ('2. ... and beat no PANet at all', 'Exp-7 - Exp-4 without mask', _vs('Exp-4 uniform stripes, no mask')),
@@ -224,14 +226,20 @@ def verdict(gains, at_least:bool=False) -> str:
     if at_least or m > 2 * s: return 'holds'
     return 'within noise'
 
-def claims_table(runs:list) -> list[dict]:
-    "Each claim whose rows were run: the paired gain per seed, its mean ± std and the verdict."
+CLAIM_METRICS = ('within-group mAP', 'mAP')  # the primary measure first: near-duplicates told apart
+
+def claims_table(runs:list, metrics:tuple=CLAIM_METRICS) -> list[dict]:
+    "Each claim whose rows were run: per metric, the paired gain per seed, its mean ± std and the verdict."
     out = []
     for claim, compared, gains in CLAIMS:
-        try: g = gains(runs)
-        except KeyError: continue                                   # a row of this claim was not run
-        out.append({'claim': claim, 'compared': compared, 'per seed': ', '.join(f'{x:+.3f}' for x in g),
-                    'gain': mean_std(g), 'verdict': verdict(g, at_least=claim.startswith('5.'))})
+        row = {'claim': claim, 'compared': compared}
+        for m in metrics:
+            try: g = gains(runs, m)
+            except KeyError: break                                  # a row of this claim was not run
+            row.update({f'{m}: per seed': '', f'{m}: gain': '', f'{m}: verdict': ''} if g is None else {
+                f'{m}: per seed': ', '.join(f'{x:+.3f}' for x in g), f'{m}: gain': mean_std(g),
+                f'{m}: verdict': verdict(g, at_least=claim.startswith('5.'))})
+        else: out.append(row)
     return out
 
 # %% ../nbs/41_study.ipynb #7a938de3
