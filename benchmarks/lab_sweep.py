@@ -26,7 +26,7 @@ import numpy as np
 
 from pmanet.core import markdown_table, read_image
 from pmanet.datasets import read_veri776
-from pmanet.demo import DemoConfig, mean_std
+from pmanet.demo import DemoConfig, mean_std_table
 from pmanet.diagnostics import chance_levels, ground_truth_diagnostics, group_diagnostics, identity_groups
 from pmanet.evaluate import evaluate_reid
 from pmanet.pmnet_training import fit_baseline
@@ -82,6 +82,7 @@ SETTINGS = {  # name -> changes: 'synthetic.FIELD' or a DemoConfig field
 
 
 SCORES = ('mAP', 'group mAP', 'within-group mAP')
+CHANCES = tuple(f'chance {k}' for k in SCORES)  # what a random ranking scores on the same split
 
 
 def demo_config(changes: dict, seed: int) -> DemoConfig:
@@ -113,19 +114,10 @@ def measure(name: str, seed: int, out: Path) -> dict:
     chance = chance_levels(result.q_pids, result.g_pids, result.q_camids, result.g_camids,
                            identity_groups(truth))
     scores = {'mAP': result.metrics['mAP'], **ground_truth_diagnostics(result, truth)}
-    return {'setting': name, 'seed': seed, **scores, **{f'chance {k}': chance[k] for k in scores},
+    return {'setting': name, 'changes': SETTINGS[name], 'seed': seed, **scores,
+            **{f'chance {k}': chance[k] for k in scores},
             'seconds': round(time.perf_counter() - t0, 1),
             'arithmetic': describe_precision(precision_report())}
-
-
-def sweep_summary(rows: list) -> list:
-    "One row per setting: each score as mean ± std over its seeds, beside its chance level."
-    out = []
-    for name in dict.fromkeys(r['setting'] for r in rows):
-        mine = [r for r in rows if r['setting'] == name]
-        out.append({'setting': name, 'seeds': len(mine), **{
-            k: f"{mean_std([r[k] for r in mine])} (chance {mine[0][f'chance {k}']:.3f})" for k in SCORES}})
-    return out
 
 
 def _colour_histogram(record, truth, on_vehicle: bool) -> np.ndarray:
@@ -179,7 +171,7 @@ def main(argv=None):
             with open(out / 'results.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
             lines = markdown_table([row], floatfmt='.3f').splitlines()
             print('\n'.join(lines if len(rows) == 1 else lines[-1:]), flush=True)
-    print('\n' + markdown_table(sweep_summary(rows)))
+    print('\n' + markdown_table(mean_std_table(rows, ('setting',), SCORES + CHANCES)))
 
 
 if __name__ == '__main__':

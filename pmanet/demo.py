@@ -36,7 +36,7 @@ from .pmnet_training import fit_baseline, fit_pmnet
 
 # %% auto #0
 __all__ = ['PRESETS', 'STAGES', 'SCORES', 'DemoConfig', 'demo_preset', 'evaluate_normal_and_occluded', 'reid_scores', 'run_demo',
-           'write_report', 'mean_std', 'seed_summary', 'paired_gaps', 'demo_command']
+           'write_report', 'mean_std', 'mean_std_table', 'seed_summary', 'paired_gaps', 'demo_command']
 
 # %% ../nbs/40_demo.ipynb #e868b716
 @dataclass
@@ -334,19 +334,19 @@ def mean_std(values) -> str:
     v = np.asarray(values, float)
     return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
 
+def mean_std_table(rows:list, # dicts of one measurement each (one seed of one setting, say)
+                   by:tuple, # the keys whose values name a table row, e.g. ('model', 'queries')
+                   scores:tuple) -> list[dict]: # the keys to average
+    "One row per distinct `by`, in first-seen order: how many measurements share it, each score's mean ± std."
+    groups = {}
+    for r in rows: groups.setdefault(tuple(r[k] for k in by), []).append(r)
+    return [{**dict(zip(by, key)), 'seeds': len(rs), **{s: mean_std([r[s] for r in rs]) for s in scores}}
+            for key, rs in groups.items()]
+
 def seed_summary(runs:list) -> list[dict]: # the results of `run_demo` with different seeds
     "One table row per (model, queries, re-ranking): each metric as mean ± std over the runs."
-    keyed = [{(r['model'], r['queries'], r['re_ranking']): r for r in run['rows']} for run in runs]
-    return [
-        {
-            'model': m,
-            'queries': q,
-            're_ranking': rr,
-            'seeds': len(runs),
-            **{k: mean_std([rows[m, q, rr][k] for rows in keyed]) for k in SCORES},
-        }
-        for (m, q, rr) in keyed[0]
-    ]
+    rows = [r for run in runs for r in run['rows']]
+    return mean_std_table(rows, ('model', 'queries', 're_ranking'), SCORES)
 
 def paired_gaps(runs:list, # the results of `run_demo` with different seeds
                 baseline:str='BoT baseline') -> list[dict]: # the row every model is compared with
