@@ -10,11 +10,12 @@ on that seed; a defect is *detected* when the mean effect over seeds is more tha
 
 The defects:
 - random part boxes: each image gets K random boxes (fixed per image) instead of PANet's, train and test;
-- L_PT detached: the part-transfer loss is computed on detached features, so no gradient reaches the network;
+- L_PT detached: the part-transfer loss computed on detached features adds a constant to the loss, so its
+  gradients are those of no L_PT at all: the study's "no L_PT" row is this defect, read from it;
 - L_PT sign flipped: the network is trained to push g and h apart;
 - MAM -> identity: the multi-scale attention module is an identity map: the study's Exp-3 row, read from it;
 - Partial Tasks unmasked: the Partial Tasks crop the whole map instead of the masked one.
-Results go to OUT/defects/NAME/seedN (a finished run is reused) and OUT/defects.json; the table is printed.
+Runs go to OUT/seedN/defects/NAME (a finished one is reused), the effects to OUT/defects.json.
 """
 
 import argparse, contextlib, json, re, zlib
@@ -69,16 +70,17 @@ _pt = losses.part_transfer_loss
 # name -> (changes to PMNetConfig, a context that plants the defect in training, random boxes at test too)
 DEFECTS = {
     'random part boxes': ({}, _random_boxes, True),
-    'L_PT detached': ({}, lambda: patched(losses, 'part_transfer_loss',
-                                          lambda g, h, gamma: _pt(g.detach(), h.detach(), gamma)), False),
     'L_PT sign flipped': ({}, lambda: patched(losses, 'part_transfer_loss',
                                               lambda g, h, gamma: -_pt(g, h, gamma)), False),
-    'MAM -> identity': ({'attention': 'none'}, contextlib.nullcontext, False),
     'Partial Tasks unmasked': ({'part_mask': False}, contextlib.nullcontext, False),
 }
 
 
-STUDY_ROWS = {'MAM -> identity': 'Exp-3 no MAM'}  # defects the study trains anyway: its row is the copy
+STUDY_ROWS = {  # defects the study trains anyway: its row is the defective copy
+    'L_PT detached': 'no L_PT', 'MAM -> identity': 'Exp-3 no MAM'}
+NAMES = ('random part boxes', 'L_PT detached', 'L_PT sign flipped', 'MAM -> identity',
+         'Partial Tasks unmasked')  # in the table's order
+assert set(NAMES) == {*DEFECTS, *STUDY_ROWS}
 
 
 def study_scores(seed_dir: Path, row: str = 'Exp-7 PMANet') -> dict:
@@ -128,10 +130,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('study', help='a `pmanet study` folder (seedN subfolders)')
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    ap.add_argument('--only', nargs='+', choices=list(DEFECTS), help='defects to plant (default: all)')
+    ap.add_argument('--only', nargs='+', choices=NAMES, help='defects to plant (default: all)')
     args = ap.parse_args(argv)
     out, effects = Path(args.study), {}
-    for name in args.only or DEFECTS:
+    for name in args.only or NAMES:
         for seed in args.seeds:
             seed_dir = out / f'seed{seed}'
             real, broken = study_scores(seed_dir)['normal'], defect_scores(seed_dir, name)['normal']
