@@ -78,6 +78,9 @@ SETTINGS = {  # name -> changes: 'synthetic.FIELD' or a DemoConfig field
                                        'synthetic.fill': (0.8, 0.95), 'synthetic.mark_scale': 2.0},
     'no-aug-more-views-tight-marks3': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
                                        'synthetic.fill': (0.8, 0.95), 'synthetic.mark_scale': 3.0},
+    'lab-clean-cameras': {**NO_AUG, 'synthetic.train_ids': 150, 'synthetic.images_per_id': 10,
+                          'synthetic.fill': (0.8, 0.95), 'synthetic.mark_scale': 2.0,
+                          'synthetic.degradation': 0.0},
 }
 
 

@@ -53,6 +53,8 @@ class SyntheticConfig(Config):
     clutter: tuple = number((0.2, 1.0), 0, 1)
     # size of the identity marks (stickers, decals, roof items) against their defaults; 2 doubles each side
     mark_scale: float = number(1.0, 0.5, 3)
+    # strength of each camera's colour cast, brightness change, resolution loss, blur and noise (0: none)
+    degradation: float = number(1.0, 0, 2)
     supersample: int = number(2, 1, 8)  # draw at this multiple of the size, then area-average (anti-aliasing)
     # fixed JPEG quality (part of what makes the output byte-identical)
     jpeg_quality: int = number(90, 1, 100)
@@ -673,7 +675,8 @@ class CameraSpec:
 
 def make_cameras(config:SyntheticConfig) -> tuple:
     "The cameras c001..cNNN of a synthetic set, each with its own view mix, framing, light and degradations."
-    out = []
+    out, k = [], config.degradation
+    weaker = lambda v, none: v if k == 1 else none + k * (v - none)   # the drawn value, towards `none`
     for c in range(1, config.cameras + 1):
         rng = np.random.default_rng([config.seed, 2, c])
         p, main = np.zeros(8), int(rng.integers(8))
@@ -683,10 +686,11 @@ def make_cameras(config:SyntheticConfig) -> tuple:
             CameraSpec(
                 c, tuple(float(v) for v in p), float(rng.uniform(6, 30)),
                 (float(rng.uniform(-120, 120)), float(rng.uniform(30, 70))), float(rng.uniform(0.4, 0.6)),
-                tuple(float(v) for v in np.clip(1 + rng.normal(0, 0.05, 3), 0.85, 1.15)),
-                float(rng.uniform(0.8, 1.15)),
-                float([1, 1, 1, 1.5, 2][rng.integers(5)]),
-                float([0, 0.4, 0.7, 1, 1.4][rng.integers(5)]), float(rng.uniform(1, 8)),
+                tuple(weaker(float(v), 1.) for v in np.clip(1 + rng.normal(0, 0.05, 3), 0.85, 1.15)),
+                weaker(float(rng.uniform(0.8, 1.15)), 1.),
+                weaker(float([1, 1, 1, 1.5, 2][rng.integers(5)]), 1.),
+                weaker(float([0, 0.4, 0.7, 1, 1.4][rng.integers(5)]), 0.),
+                weaker(float(rng.uniform(1, 8)), 0.),
                 (lo, min(0.97, lo + 0.2)),
                 float(rng.uniform(0, 2 * config.truncation)),
                 float(rng.uniform(0, 2 * config.occlusion)), ('pole', 'foliage')[rng.integers(2)],
