@@ -19,6 +19,7 @@ Runs go to OUT/seedN/defects/NAME (a finished one is reused), the effects to OUT
 """
 
 import argparse, contextlib, json, re, zlib
+from unittest import mock
 from pathlib import Path
 
 import numpy as np
@@ -51,27 +52,18 @@ class RandomPartStore:
         return {'mask': self.store[key]['mask'], 'boxes': boxes}
 
 
-@contextlib.contextmanager
-def patched(module, name: str, value):
-    "`module.name` replaced by `value` inside the block."
-    old = getattr(module, name)
-    setattr(module, name, value)
-    try: yield
-    finally: setattr(module, name, old)
-
-
 def _random_boxes():
     real = pmnet_training.open_part_store
     def open_random(parts, cfg, records=()): return RandomPartStore(real(parts, cfg, records), cfg.num_parts)
-    return patched(pmnet_training, 'open_part_store', open_random)
+    return mock.patch.object(pmnet_training, 'open_part_store', open_random)
 
 
 _pt = losses.part_transfer_loss
 # name -> (changes to PMNetConfig, a context that plants the defect in training, random boxes at test too)
 DEFECTS = {
     'random part boxes': ({}, _random_boxes, True),
-    'L_PT sign flipped': ({}, lambda: patched(losses, 'part_transfer_loss',
-                                              lambda g, h, gamma: -_pt(g, h, gamma)), False),
+    'L_PT sign flipped': ({}, lambda: mock.patch.object(losses, 'part_transfer_loss',
+                                                        lambda g, h, gamma: -_pt(g, h, gamma)), False),
     'Partial Tasks unmasked': ({'part_mask': False}, contextlib.nullcontext, False),
 }
 

@@ -195,8 +195,8 @@ def _off_centre_gain(runs, metric):
 
 def _occlusion_gain(variant:str):
     "How much less Exp-7 loses to occlusion than the baseline does."
-    drops = lambda r, metric: [_drop(r, label, variant, metric) for label in ('BoT baseline', 'Exp-7 PMANet')]
-    return lambda runs, metric: [np.subtract(*drops(r, metric)) for r in runs]
+    return lambda runs, m: [_drop(r, 'BoT baseline', variant, m) - _drop(r, 'Exp-7 PMANet', variant, m)
+                            for r in runs]
 
 def _mask_gain(runs, metric): # a stage-1 measure: the same whatever the retrieval metric
     return [r['stage1']['all']['panet_iou'] - r['stage1']['all']['grabcut_iou'] for r in runs]

@@ -676,7 +676,8 @@ class CameraSpec:
 def make_cameras(config:SyntheticConfig) -> tuple:
     "The cameras c001..cNNN of a synthetic set, each with its own view mix, framing, light and degradations."
     out, k = [], config.degradation
-    weaker = lambda v, none: v if k == 1 else none + k * (v - none)   # the drawn value, towards `none`
+    # the drawn value, moved towards `none`; at k = 1 the value itself, bit for bit (the same images)
+    weaker = lambda v, none: v if k == 1 else none + k * (v - none)
     for c in range(1, config.cameras + 1):
         rng = np.random.default_rng([config.seed, 2, c])
         p, main = np.zeros(8), int(rng.integers(8))
